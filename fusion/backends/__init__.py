@@ -1,0 +1,1 @@
+"""The backends that ship with Fusion, each registered as a plugin like any third party's."""

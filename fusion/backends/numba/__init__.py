@@ -1,0 +1,1 @@
+"""The numba backend (work in progress)."""

@@ -1,0 +1,429 @@
+"""The backend contract, the plugin registry and backend selection.
+
+A backend implements the primitives of :mod:`fusion.core.ops`, one method each, on its own
+array type (``data`` below). The frontend guarantees what every method receives: operands of
+binary and ternary primitives share one shape and one dtype, axes are non-negative and sorted,
+shapes are tuples of ints. A backend never sees a Tensor.
+
+Selection order: an explicit ``backend=`` argument, then :func:`use_backend` (a context
+variable), then :func:`set_backend`, then the environment variable ``FUSION_BACKEND`` (read at
+first use), then ``"numpy"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import os
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+
+import pluggy
+
+from . import hookspecs
+from .dtypes import DType
+from .markers import PROJECT
+from .ops import OPTIONAL_METHODS, REQUIRED_METHODS
+
+ENTRY_POINT_GROUP = "fusion.backends"
+#: Plugins that ship with Fusion; found through the entry points, or imported directly when
+#: Fusion runs from a source tree that was never installed.
+BUILTIN_PLUGINS = {"numpy": "fusion.backends.numpy", "numba": "fusion.backends.numba"}
+DEFAULT_BACKEND = "numpy"
+STRICT_ENV = "FUSION_STRICT_PLUGINS"
+
+
+class BackendError(RuntimeError):
+    """A backend could not be found, registered or started."""
+
+
+class BackendNotFoundError(BackendError, LookupError):
+    """No backend of that name is installed."""
+
+
+class BackendRegistrationError(BackendError):
+    """A plugin tried to register a backend that breaks the contract."""
+
+
+def _abstract(method):
+    method.__fusion_abstract__ = True
+    return method
+
+
+class Backend:
+    """The contract. Subclass it and implement every primitive.
+
+    ``data`` is the backend's own array type. Results must be fresh arrays or views that the
+    frontend will not write to; inputs must never be modified.
+
+    Class attributes a backend may set:
+
+    * ``capabilities``: the features it supports, a subset of :data:`CAPABILITIES`; the
+      conformance suite skips the tests of anything missing, with the reason shown.
+    * ``version``: shown by :func:`fusion.backend_info`.
+    """
+
+    name: str = "?"
+    version: str | None = None
+    capabilities: frozenset[str] = frozenset({"float64", "int64", "views"})
+
+    # --- creation and transfer -------------------------------------------------------------
+    @_abstract
+    def from_numpy(self, array):
+        """Copy or wrap a numpy array (any of the five dtypes, any strides) as ``data``."""
+
+    @_abstract
+    def to_numpy(self, x):
+        """Return ``x`` as a numpy array of the same shape and dtype (it may share memory)."""
+
+    @_abstract
+    def full(self, shape: tuple[int, ...], value, dtype: DType):
+        """A new array of ``shape`` filled with ``value`` (a Python number) as ``dtype``."""
+
+    # --- unary: same shape; same dtype (cast: the given dtype) --------------------------------
+    @_abstract
+    def neg(self, x):
+        """``-x`` (int and float dtypes)."""
+
+    @_abstract
+    def exp(self, x):
+        """``e**x``; float dtypes only; overflow gives inf."""
+
+    @_abstract
+    def log(self, x):
+        """Natural log; float dtypes only; ``log(0) = -inf``, ``log(x<0) = nan``."""
+
+    @_abstract
+    def sqrt(self, x):
+        """Square root; float dtypes only; ``sqrt(x<0) = nan``."""
+
+    @_abstract
+    def recip(self, x):
+        """``1/x``; float dtypes only; ``1/0 = inf``."""
+
+    @_abstract
+    def sin(self, x):
+        """Sine; float dtypes only."""
+
+    @_abstract
+    def cast(self, x, dtype: DType):
+        """Convert to ``dtype`` as numpy's ``astype`` does (float to int truncates toward 0,
+        anything to bool is ``x != 0``)."""
+
+    # --- binary: x and y share shape and dtype ------------------------------------------------
+    @_abstract
+    def add(self, x, y):
+        """``x + y``; integers wrap around on overflow."""
+
+    @_abstract
+    def sub(self, x, y):
+        """``x - y`` (never called on bool)."""
+
+    @_abstract
+    def mul(self, x, y):
+        """``x * y``."""
+
+    @_abstract
+    def div(self, x, y):
+        """Floats: true division (``x/0`` is ``±inf`` or ``nan``). Integers: floor division,
+        as Python's ``//``, with ``x // 0 = 0``. Never called on bool."""
+
+    @_abstract
+    def pow(self, x, y):
+        """``x ** y``. For integers only non-negative exponents are defined."""
+
+    @_abstract
+    def maximum(self, x, y):
+        """Elementwise maximum; a NaN in either operand gives NaN."""
+
+    @_abstract
+    def cmpeq(self, x, y):
+        """``x == y`` as bool."""
+
+    @_abstract
+    def cmplt(self, x, y):
+        """``x < y`` as bool."""
+
+    # --- ternary -------------------------------------------------------------------------
+    @_abstract
+    def where(self, cond, x, y):
+        """``cond ? x : y``; ``cond`` is bool, ``x`` and ``y`` share a dtype; all one shape."""
+
+    # --- reduce: axes are sorted, unique, non-negative; reduced axes are kept with size 1 ---
+    @_abstract
+    def reduce_sum(self, x, axes: tuple[int, ...]):
+        """Sum over ``axes``, same dtype (the frontend widens ints first). Empty sums are 0."""
+
+    @_abstract
+    def reduce_max(self, x, axes: tuple[int, ...]):
+        """Maximum over ``axes``, same dtype; NaN propagates. Never called on empty axes."""
+
+    # --- movement ------------------------------------------------------------------------
+    @_abstract
+    def reshape(self, x, shape: tuple[int, ...]):
+        """Row-major reshape to ``shape`` (same number of elements)."""
+
+    @_abstract
+    def expand(self, x, shape: tuple[int, ...]):
+        """Broadcast size-1 axes of ``x`` to ``shape`` (same number of dimensions)."""
+
+    @_abstract
+    def permute(self, x, order: tuple[int, ...]):
+        """Reorder axes: result axis ``i`` is input axis ``order[i]``."""
+
+    @_abstract
+    def pad(self, x, widths: tuple[tuple[int, int], ...], value):
+        """Pad each axis with ``(before, after)`` elements equal to ``value``."""
+
+    @_abstract
+    def shrink(self, x, bounds: tuple[tuple[int, int], ...]):
+        """Keep ``start <= i < stop`` along each axis, ``bounds`` one ``(start, stop)`` per axis."""
+
+    @_abstract
+    def flip(self, x, axes: tuple[int, ...]):
+        """Reverse the order of elements along ``axes``."""
+
+    # --- optional fast path --------------------------------------------------------------
+    # contract(self, x, y): batched matmul. x is (..., m, k), y is (..., k, n), the batch axes
+    # equal; result (..., m, n) of the same dtype. Without it, Fusion composes matmul from
+    # EXPAND, MUL and SUM.
+
+
+CAPABILITIES = frozenset({"float64", "int64", "views"})
+
+
+def missing_primitives(backend) -> list[str]:
+    """The names of the required primitive methods that ``backend`` (class or instance) lacks."""
+    missing = []
+    for name in REQUIRED_METHODS:
+        method = getattr(backend, name, None)
+        if not callable(method) or getattr(method, "__fusion_abstract__", False):
+            missing.append(name)
+    return missing
+
+
+@dataclass
+class BackendEntry:
+    name: str
+    factory: object  # a Backend subclass or an instance
+    plugin: str
+    version: str | None
+    aliases: tuple[str, ...] = ()
+    instance: Backend | None = None
+    error: str | None = None  # why it could not start, once tried
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return f"unavailable: {self.error}"
+        return "ready" if self.instance is not None else "not started"
+
+
+@dataclass
+class PluginFailure:
+    plugin: str
+    error: str
+
+
+@dataclass
+class Registry:
+    """Every installed backend, found lazily through the entry-point group."""
+
+    entries: dict[str, BackendEntry] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    failures: list[PluginFailure] = field(default_factory=list)
+    loaded: bool = False
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    # --- discovery -----------------------------------------------------------------------
+    def load(self, eps: list[EntryPoint] | None = None) -> None:
+        """Import every plugin of the entry-point group once; later calls do nothing."""
+        with self._lock:
+            if self.loaded:
+                return
+            self.loaded = True
+            if eps is None:
+                eps = list(entry_points(group=ENTRY_POINT_GROUP))
+            found = {ep.value for ep in eps}
+            plugins = [(ep.name, ep.load, _dist_version(ep)) for ep in eps]
+            for name, module in BUILTIN_PLUGINS.items():
+                if module not in found:  # a source tree that was never pip-installed
+                    plugins.append((name, _importer(module), None))
+            for name, loader, version in plugins:
+                self._load_plugin(name, loader, version)
+
+    def _load_plugin(self, plugin_name: str, loader, version: str | None) -> None:
+        try:
+            plugin = loader()
+            manager = pluggy.PluginManager(PROJECT)
+            manager.add_hookspecs(hookspecs)
+            manager.register(plugin, name=plugin_name)
+            for impl in manager.hook.fusion_register_backends.get_hookimpls():
+                impl.function(register=self._register_callback(plugin, plugin_name, version))
+        except Exception as exc:
+            self._fail(plugin_name, exc)
+
+    def _fail(self, plugin_name: str, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        self.failures.append(PluginFailure(plugin_name, message))
+        if os.environ.get(STRICT_ENV, "") not in ("", "0"):
+            raise BackendError(f"backend plugin {plugin_name!r} failed: {message}") from exc
+        warnings.warn(
+            f"fusion: backend plugin {plugin_name!r} failed and was skipped: {message}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+    def _register_callback(self, plugin, plugin_name: str, version: str | None):
+        module = getattr(plugin, "__name__", type(plugin).__module__)
+        builtin = module in BUILTIN_PLUGINS.values()
+
+        def register(name, backend, *, aliases=(), version=version):
+            self.register(name, backend, aliases=aliases, version=version,
+                          plugin=plugin_name, builtin=builtin)
+
+        return register
+
+    # --- registration --------------------------------------------------------------------
+    def register(self, name, backend, *, aliases=(), version=None, plugin="<direct>",
+                 builtin=False) -> None:
+        """Validate and add one backend. Raises BackendRegistrationError naming the plugin."""
+        with self._lock:
+            names = (name, *aliases)
+            for n in names:
+                if not isinstance(n, str) or not n.isidentifier():
+                    raise BackendRegistrationError(
+                        f"plugin {plugin!r}: backend name {n!r} is not a valid identifier")
+                if n in BUILTIN_PLUGINS and not builtin:
+                    raise BackendRegistrationError(
+                        f"plugin {plugin!r}: {n!r} is the name of a built-in backend")
+                owner = self.entries.get(self.aliases.get(n, n))
+                if owner is not None:
+                    raise BackendRegistrationError(
+                        f"plugin {plugin!r}: backend name {n!r} is taken by plugin "
+                        f"{owner.plugin!r}")
+            missing = missing_primitives(backend)
+            if missing:
+                raise BackendRegistrationError(
+                    f"plugin {plugin!r}: backend {name!r} lacks the primitives "
+                    f"{', '.join(missing)}")
+            self.entries[name] = BackendEntry(name, backend, plugin, version, tuple(aliases))
+            for alias in aliases:
+                self.aliases[alias] = name
+
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            entry = self.entries.pop(self.aliases.get(name, name))
+            for alias in entry.aliases:
+                self.aliases.pop(alias, None)
+
+    # --- lookup --------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        self.load()
+        return sorted(self.entries)
+
+    def get(self, name: str) -> Backend:
+        self.load()
+        entry = self.entries.get(self.aliases.get(name, name))
+        if entry is None:
+            raise BackendNotFoundError(
+                f"unknown backend {name!r}; installed backends: {', '.join(self.names())}")
+        if entry.instance is None:
+            with self._lock:
+                if entry.instance is None:
+                    entry.instance = self._start(entry)
+        return entry.instance
+
+    def _start(self, entry: BackendEntry) -> Backend:
+        try:
+            instance = entry.factory() if isinstance(entry.factory, type) else entry.factory
+        except Exception as exc:
+            entry.error = f"{type(exc).__name__}: {exc}"
+            raise BackendError(
+                f"backend {entry.name!r} (plugin {entry.plugin!r}) is installed but could "
+                f"not start: {entry.error}") from exc
+        instance.name = entry.name
+        return instance
+
+
+def _importer(module: str):
+    return lambda: importlib.import_module(module)
+
+
+def _dist_version(ep: EntryPoint) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return getattr(dist, "version", None)
+
+
+registry = Registry()
+
+_context_backend: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "fusion_backend", default=None)
+_global_backend: str | None = None
+_env_backend: str | None = None
+_env_read = False
+
+
+def _default_name() -> str:
+    global _env_backend, _env_read
+    if not _env_read:
+        _env_backend = os.environ.get("FUSION_BACKEND") or None
+        _env_read = True
+    return _env_backend or DEFAULT_BACKEND
+
+
+def get_backend(name: str | Backend | None = None) -> Backend:
+    """The backend that an operation without an explicit backend would use (see module doc)."""
+    if isinstance(name, Backend):
+        return name
+    if name is None:
+        name = _context_backend.get() or _global_backend or _default_name()
+    return registry.get(name)
+
+
+def set_backend(name: str) -> None:
+    """Make ``name`` the default backend of this process (checked now)."""
+    global _global_backend
+    registry.get(name)
+    _global_backend = name
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[Backend]:
+    """Within the block, tensors are created on backend ``name``::
+
+        with fusion.use_backend("numba"):
+            x = fusion.ones(3)
+    """
+    backend = registry.get(name)
+    token = _context_backend.set(name)
+    try:
+        yield backend
+    finally:
+        _context_backend.reset(token)
+
+
+def available_backends() -> list[str]:
+    """The names of the installed backends (a broken plugin is not among them)."""
+    return registry.names()
+
+
+def backend_info() -> list[dict]:
+    """One row per installed backend and per plugin that failed: name, version, plugin, status."""
+    registry.load()
+    rows = [dict(name=e.name, version=e.version, plugin=e.plugin, aliases=list(e.aliases),
+                 status=e.status) for e in registry.entries.values()]
+    rows += [dict(name=None, version=None, plugin=f.plugin, aliases=[],
+                  status=f"failed: {f.error}") for f in registry.failures]
+    return rows
+
+
+__all__ = [
+    "OPTIONAL_METHODS", "Backend", "BackendError", "BackendNotFoundError",
+    "BackendRegistrationError", "available_backends", "backend_info", "get_backend",
+    "registry", "set_backend", "use_backend",
+]
