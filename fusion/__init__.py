@@ -1,4 +1,11 @@
-"""Fusion: a small tensor library with reverse-mode autograd and pluggable backends."""
+"""Fusion: a small tensor library with reverse-mode autograd and pluggable backends.
+
+>>> import fusion
+>>> x = fusion.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+>>> (x * x).sum().backward()
+>>> x.grad
+Tensor([2., 4., 6.], shape=(3,), dtype=float32, backend=numpy)
+"""
 
 from .core.backend import (
     Backend,
@@ -12,6 +19,35 @@ from .core.backend import (
     use_backend,
 )
 from .core.dtypes import DType, bool_, float32, float64, int32, int64
+from .core.grad_mode import enable_grad, is_grad_enabled, no_grad
+from .core.gradcheck import GradcheckError, gradcheck
 from .core.markers import hookimpl
+from .core.random import manual_seed
+from .core.tensor import (
+    Tensor,
+    arange,
+    broadcast_shape,
+    cat,
+    eye,
+    full,
+    full_like,
+    linspace,
+    maximum,
+    minimum,
+    normal,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    stack,
+    tensor,
+    uniform,
+    where,
+    zeros,
+    zeros_like,
+)
+
+bool = bool_  # noqa: A001  (fusion.bool, as torch.bool)
 
 __version__ = "0.1.0"

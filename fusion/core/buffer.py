@@ -1,0 +1,181 @@
+"""The buffer layer: shape and dtype inference and dispatch of primitives to a backend.
+
+A Buffer is a backend array with the shape and dtype the frontend expects of it. Autograd
+Functions are written against Buffers, so this is the one seam between the differentiable
+frontend and the backends (and where a lazy, fusing executor would live).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .backend import Backend
+from .dtypes import DType, bool_
+
+#: Broadcast a constant from one element rather than fill every element above this size.
+_FILL_LIMIT = 1 << 14
+
+
+class Buffer:
+    __slots__ = ("backend", "data", "shape", "dtype")
+
+    def __init__(self, backend: Backend, data, shape: tuple[int, ...], dtype: DType):
+        self.backend = backend
+        self.data = data
+        self.shape = shape
+        self.dtype = dtype
+
+    def __repr__(self) -> str:
+        return f"Buffer(shape={self.shape}, dtype={self.dtype.name}, backend={self.backend.name})"
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    # --- creation and transfer -----------------------------------------------------------
+    @staticmethod
+    def from_numpy(backend: Backend, array, dtype: DType) -> Buffer:
+        return Buffer(backend, backend.from_numpy(array), tuple(array.shape), dtype)
+
+    @staticmethod
+    def full(backend: Backend, shape: tuple[int, ...], value, dtype: DType) -> Buffer:
+        if math.prod(shape) <= _FILL_LIMIT:
+            return Buffer(backend, backend.full(shape, value, dtype), shape, dtype)
+        one = Buffer(backend, backend.full((1,) * len(shape), value, dtype), (1,) * len(shape), dtype)
+        return one.expand(shape)
+
+    def const(self, value) -> Buffer:
+        """A buffer of this one's shape, dtype and backend, every element ``value``."""
+        return Buffer.full(self.backend, self.shape, value, self.dtype)
+
+    def numpy(self):
+        return self.backend.to_numpy(self.data)
+
+    # --- unary ---------------------------------------------------------------------------
+    def _same(self, data) -> Buffer:
+        return Buffer(self.backend, data, self.shape, self.dtype)
+
+    def neg(self) -> Buffer:
+        return self._same(self.backend.neg(self.data))
+
+    def exp(self) -> Buffer:
+        return self._same(self.backend.exp(self.data))
+
+    def log(self) -> Buffer:
+        return self._same(self.backend.log(self.data))
+
+    def sqrt(self) -> Buffer:
+        return self._same(self.backend.sqrt(self.data))
+
+    def recip(self) -> Buffer:
+        return self._same(self.backend.recip(self.data))
+
+    def sin(self) -> Buffer:
+        return self._same(self.backend.sin(self.data))
+
+    def cast(self, dtype: DType) -> Buffer:
+        if dtype is self.dtype:
+            return self
+        return Buffer(self.backend, self.backend.cast(self.data, dtype), self.shape, dtype)
+
+    # --- binary and ternary: operands of one shape and dtype -----------------------------
+    def _check(self, other: Buffer) -> None:
+        if other.shape != self.shape or other.dtype is not self.dtype:
+            raise ValueError(
+                f"primitive operands differ: {self.shape} {self.dtype.name} and "
+                f"{other.shape} {other.dtype.name} (the frontend must broadcast and promote)")
+
+    def add(self, other: Buffer) -> Buffer:
+        self._check(other)
+        return self._same(self.backend.add(self.data, other.data))
+
+    def sub(self, other: Buffer) -> Buffer:
+        self._check(other)
+        return self._same(self.backend.sub(self.data, other.data))
+
+    def mul(self, other: Buffer) -> Buffer:
+        self._check(other)
+        return self._same(self.backend.mul(self.data, other.data))
+
+    def div(self, other: Buffer) -> Buffer:
+        self._check(other)
+        return self._same(self.backend.div(self.data, other.data))
+
+    def pow(self, other: Buffer) -> Buffer:
+        self._check(other)
+        return self._same(self.backend.pow(self.data, other.data))
+
+    def maximum(self, other: Buffer) -> Buffer:
+        self._check(other)
+        return self._same(self.backend.maximum(self.data, other.data))
+
+    def cmpeq(self, other: Buffer) -> Buffer:
+        self._check(other)
+        return Buffer(self.backend, self.backend.cmpeq(self.data, other.data), self.shape, bool_)
+
+    def cmplt(self, other: Buffer) -> Buffer:
+        self._check(other)
+        return Buffer(self.backend, self.backend.cmplt(self.data, other.data), self.shape, bool_)
+
+    def where(self, x: Buffer, y: Buffer) -> Buffer:
+        """``self ? x : y`` with ``self`` a bool buffer."""
+        x._check(y)
+        if self.shape != x.shape or self.dtype is not bool_:
+            raise ValueError(f"where: condition {self.shape} {self.dtype.name} "
+                             f"does not fit operands {x.shape}")
+        return x._same(self.backend.where(self.data, x.data, y.data))
+
+    # --- reduce: reduced axes kept with size 1 -------------------------------------------
+    def _reduced_shape(self, axes: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(1 if i in axes else n for i, n in enumerate(self.shape))
+
+    def sum(self, axes: tuple[int, ...]) -> Buffer:
+        data = self.backend.reduce_sum(self.data, axes)
+        return Buffer(self.backend, data, self._reduced_shape(axes), self.dtype)
+
+    def max(self, axes: tuple[int, ...]) -> Buffer:
+        data = self.backend.reduce_max(self.data, axes)
+        return Buffer(self.backend, data, self._reduced_shape(axes), self.dtype)
+
+    # --- movement ------------------------------------------------------------------------
+    def reshape(self, shape: tuple[int, ...]) -> Buffer:
+        if shape == self.shape:
+            return self
+        return Buffer(self.backend, self.backend.reshape(self.data, shape), shape, self.dtype)
+
+    def expand(self, shape: tuple[int, ...]) -> Buffer:
+        if shape == self.shape:
+            return self
+        return Buffer(self.backend, self.backend.expand(self.data, shape), shape, self.dtype)
+
+    def permute(self, order: tuple[int, ...]) -> Buffer:
+        shape = tuple(self.shape[i] for i in order)
+        return Buffer(self.backend, self.backend.permute(self.data, order), shape, self.dtype)
+
+    def pad(self, widths: tuple[tuple[int, int], ...], value=0) -> Buffer:
+        shape = tuple(n + b + a for n, (b, a) in zip(self.shape, widths))
+        return Buffer(self.backend, self.backend.pad(self.data, widths, value), shape, self.dtype)
+
+    def shrink(self, bounds: tuple[tuple[int, int], ...]) -> Buffer:
+        shape = tuple(stop - start for start, stop in bounds)
+        if shape == self.shape:
+            return self
+        return Buffer(self.backend, self.backend.shrink(self.data, bounds), shape, self.dtype)
+
+    def flip(self, axes: tuple[int, ...]) -> Buffer:
+        return self._same(self.backend.flip(self.data, axes))
+
+    # --- contraction ---------------------------------------------------------------------
+    def contract(self, other: Buffer) -> Buffer:
+        """Batched matmul: (..., m, k) with (..., k, n), batch axes equal, to (..., m, n)."""
+        *batch, m, k = self.shape
+        n = other.shape[-1]
+        shape = (*batch, m, n)
+        contract = getattr(self.backend, "contract", None)
+        if contract is not None:
+            return Buffer(self.backend, contract(self.data, other.data), shape, self.dtype)
+        # SUM over k of MUL of (..., m, k, 1) and (..., 1, k, n) expanded to (..., m, k, n).
+        full = (*batch, m, k, n)
+        x = self.reshape((*batch, m, k, 1)).expand(full)
+        y = other.reshape((*batch, 1, k, n)).expand(full)
+        return x.mul(y).sum((len(full) - 2,)).reshape(shape)

@@ -1,0 +1,21 @@
+"""The random number generator behind rand, randn, init functions and shuffling.
+
+Numbers are drawn on the host with numpy's PCG64 generator and then moved to the backend, so
+one seed gives the same numbers on every backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed Fusion's generator: the numbers that follow are the same on every run and backend."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+
+
+def generator() -> np.random.Generator:
+    return _generator

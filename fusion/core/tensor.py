@@ -1,0 +1,1078 @@
+"""Tensor: the user API.
+
+Every method here is either one differentiable primitive (a Function of
+:mod:`fusion.core.autograd`) or a composition of other methods, so every backend runs it and
+differentiates it. Broadcasting and dtype promotion happen here, before a primitive is called.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from . import autograd as F
+from . import random as _random
+from .backend import Backend, get_backend
+from .buffer import Buffer
+from .dtypes import (
+    DType,
+    bool_,
+    default_float,
+    default_int,
+    from_numpy_dtype,
+    int64,
+    promote,
+    scalar_dtype,
+    to_dtype,
+)
+from .grad_mode import _grad_enabled
+
+_SCALARS = (bool, int, float, np.bool_, np.integer, np.floating)
+
+
+def _apply(fn: type[F.Function], *tensors: Tensor, **kwargs) -> Tensor:
+    """Run Function ``fn`` forward on the tensors' buffers and record it in the graph."""
+    needs = tuple(t.requires_grad for t in tensors)
+    ctx = fn(needs)
+    out = Tensor.__new__(Tensor)
+    out.data = ctx.forward(*[t.data for t in tensors], **kwargs)
+    out.grad = None
+    out._op = fn.__name__
+    if fn.differentiable and True in needs and _grad_enabled.get():
+        ctx.parents = tensors
+        out.requires_grad = True
+        out._ctx = ctx
+    else:
+        out.requires_grad = False
+        out._ctx = None
+    return out
+
+
+def _wrap(buffer: Buffer, requires_grad: bool = False) -> Tensor:
+    out = Tensor.__new__(Tensor)
+    out.data = buffer
+    out.grad = None
+    out.requires_grad = requires_grad
+    out._ctx = None
+    out._op = None
+    return out
+
+
+def _to_numpy_array(data, dtype: DType | None) -> tuple[np.ndarray, DType]:
+    """Turn user data (number, nested list, numpy array) into an array of a Fusion dtype."""
+    if isinstance(data, np.ndarray | np.generic):
+        array = np.asarray(data)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"cannot make a tensor from a numpy array of dtype {array.dtype}")
+        inferred = from_numpy_dtype(array.dtype)
+    else:
+        if isinstance(data, float) or (
+                isinstance(data, list | tuple) and _any_float(data)):
+            inferred = default_float
+        elif isinstance(data, bool):
+            inferred = bool_
+        else:
+            inferred = None
+        try:
+            array = np.asarray(data)
+        except ValueError as exc:
+            raise ValueError(f"cannot make a tensor from ragged data: {exc}") from None
+        if array.dtype.kind not in "biuf":
+            raise TypeError(
+                f"cannot make a tensor from {type(data).__name__} "
+                f"(numpy sees dtype {array.dtype}); expected numbers")
+        if inferred is None:
+            inferred = (bool_ if array.dtype.kind == "b" else
+                        default_int if array.dtype.kind in "iu" else default_float)
+    dtype = inferred if dtype is None else to_dtype(dtype)
+    if array.dtype != dtype.np:
+        array = array.astype(dtype.np)
+    return array, dtype
+
+
+def _any_float(seq) -> bool:
+    for item in seq:
+        if isinstance(item, float) or (isinstance(item, list | tuple) and _any_float(item)):
+            return True
+    return False
+
+
+def broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape numpy's broadcasting rules give ``shapes``, or a ValueError naming them."""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for sizes in zip(*[(1,) * (ndim - len(s)) + tuple(s) for s in shapes]):
+        size = max(sizes)
+        if any(n != size and n != 1 for n in sizes):
+            size = 0 if 0 in sizes and all(n in (0, 1) for n in sizes) else -1
+        if size < 0:
+            raise ValueError("cannot broadcast " + " with ".join(str(tuple(s)) for s in shapes))
+        out.append(size)
+    return tuple(out)
+
+
+def _shape_arg(shape) -> tuple[int, ...]:
+    """Accept ``f(2, 3)`` and ``f((2, 3))`` alike."""
+    if len(shape) == 1 and isinstance(shape[0], Sequence):
+        shape = shape[0]
+    return tuple(int(n) for n in shape)
+
+
+class Tensor:
+    """An n-dimensional array on a backend, with reverse-mode automatic differentiation.
+
+    >>> x = fusion.Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad.tolist()
+    [[2.0, 4.0], [6.0, 8.0]]
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_op", "__weakref__")
+    __hash__ = object.__hash__  # == is elementwise, so identity is the hash
+    __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
+
+    def __init__(self, data, dtype=None, requires_grad: bool = False,
+                 backend: str | Backend | None = None):
+        if isinstance(data, Tensor):
+            data = data.numpy()
+        array, dtype = _to_numpy_array(data, dtype)
+        self.data = Buffer.from_numpy(get_backend(backend), array, dtype)
+        self.grad: Tensor | None = None
+        self._ctx: F.Function | None = None
+        self._op: str | None = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # --- properties ----------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self.data.shape)
+
+    @property
+    def dtype(self) -> DType:
+        return self.data.dtype
+
+    @property
+    def backend(self) -> str:
+        """The name of the backend holding this tensor's data."""
+        return self.data.backend.name
+
+    def numel(self) -> int:
+        return self.data.numel
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not self.dtype.is_float:
+            raise TypeError(f"only float tensors can require gradients, not {self.dtype.name}")
+        self.requires_grad = requires_grad
+        return self
+
+    # --- conversion ----------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """The values as a numpy array (it may share memory with the tensor: do not write)."""
+        return self.data.numpy()
+
+    def __array__(self, dtype=None, copy=None):
+        array = np.asarray(self.numpy())
+        return array if dtype is None else array.astype(dtype)
+
+    def item(self):
+        if self.numel() != 1:
+            raise ValueError(f"item() needs a tensor of one element, not shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.numel() != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                             "use .any() or .all()")
+        return bool(self.item())
+
+    def to(self, backend: str | Backend) -> Tensor:
+        """This tensor's values on another backend (a new leaf tensor)."""
+        target = get_backend(backend)
+        if target is self.data.backend:
+            return self
+        moved = Buffer.from_numpy(target, np.ascontiguousarray(self.numpy()), self.dtype)
+        return _wrap(moved, self.requires_grad)
+
+    def detach(self) -> Tensor:
+        """The same values, cut from the graph."""
+        return _wrap(self.data)
+
+    def cast(self, dtype) -> Tensor:
+        dtype = to_dtype(dtype)
+        if dtype is self.dtype:
+            return self
+        if self.requires_grad and not dtype.is_float:
+            return _wrap(self.data.cast(dtype))  # integers carry no gradient
+        return _apply(F.Cast, self, dtype=dtype)
+
+    astype = cast
+
+    def float(self) -> Tensor:
+        return self.cast(default_float)
+
+    def __repr__(self) -> str:
+        values = np.array2string(self.numpy(), separator=", ", prefix="Tensor(")
+        extra = f", op={self._op}" if self._op else ""
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return (f"Tensor({values}, shape={self.shape}, dtype={self.dtype.name}, "
+                f"backend={self.backend}{grad}{extra})")
+
+    # --- autograd ------------------------------------------------------------------------
+    def _topological_order(self) -> list[Tensor]:
+        """Every tensor of the graph that needs a gradient, parents before children."""
+        order: list[Tensor] = []
+        visited: set[int] = set()
+        stack: list[tuple[Tensor, bool]] = [(self, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                order.append(node)
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append((node, True))
+            if node._ctx is not None:
+                for parent in node._ctx.parents:
+                    if parent.requires_grad and id(parent) not in visited:
+                        stack.append((parent, False))
+        return order
+
+    def backward(self, gradient: Tensor | None = None) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad "
+                               "(no input of its graph has requires_grad=True)")
+        if gradient is None:
+            if self.numel() != 1:
+                raise RuntimeError(
+                    f"backward() without a gradient needs a single-element tensor, "
+                    f"not shape {self.shape}; reduce it first (e.g. .sum()) or pass gradient=")
+            seed = self.data.const(1)
+        else:
+            gradient = self._operand(gradient)
+            if gradient.shape != self.shape:
+                raise ValueError(f"gradient of shape {gradient.shape} for a tensor of shape "
+                                 f"{self.shape}")
+            seed = gradient.data.cast(self.dtype)
+        grads: dict[int, Buffer] = {id(self): seed}
+        for node in reversed(self._topological_order()):
+            grad = grads.pop(id(node), None)
+            if grad is None:
+                continue
+            ctx = node._ctx
+            if ctx is None:
+                node.grad = _wrap(grad if node.grad is None else node.grad.data.add(grad))
+                continue
+            parent_grads = ctx.backward(grad)
+            if not isinstance(parent_grads, tuple):
+                parent_grads = (parent_grads,)
+            for parent, pgrad, needed in zip(ctx.parents, parent_grads, ctx.needs_input_grad):
+                if pgrad is None or not needed:
+                    continue
+                key = id(parent)
+                grads[key] = pgrad if key not in grads else grads[key].add(pgrad)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # --- operands: conversion, promotion, broadcasting -----------------------------------
+    def _operand(self, value, dtype: DType | None = None) -> Tensor:
+        """``value`` as a tensor on this tensor's backend (scalars take this dtype)."""
+        if isinstance(value, Tensor):
+            if value.data.backend is not self.data.backend:
+                raise ValueError(
+                    f"tensors on two backends, {self.backend!r} and {value.backend!r}, do not "
+                    f"mix; move one with .to({self.backend!r})")
+            return value
+        if isinstance(value, _SCALARS) and not isinstance(value, np.ndarray):
+            dtype = dtype or scalar_dtype(_py(value), self.dtype)
+            return _wrap(Buffer.full(self.data.backend, (), _py(value), dtype))
+        return Tensor(value, backend=self.data.backend)
+
+    def _broadcasted(self, other, reverse: bool = False,
+                     arithmetic: bool = False) -> tuple[Tensor, Tensor]:
+        """Both operands with one dtype and one shape; ``arithmetic`` turns bools into int64."""
+        if isinstance(other, Tensor) or not isinstance(other, _SCALARS):
+            y = self._operand(other)
+            dtype = promote(self.dtype, y.dtype)
+        else:
+            dtype = scalar_dtype(_py(other), self.dtype)
+            y = None
+        if arithmetic and dtype is bool_:
+            dtype = default_int
+        x = self.cast(dtype)
+        if y is None:
+            shape = x.shape
+            y = _wrap(Buffer.full(x.data.backend, shape, _py(other), dtype))
+        else:
+            y = y.cast(dtype)
+            shape = x.shape if x.shape == y.shape else broadcast_shape(x.shape, y.shape)
+            x, y = x.expand(shape), y.expand(shape)
+        return (y, x) if reverse else (x, y)
+
+    # --- arithmetic ----------------------------------------------------------------------
+    def add(self, other, reverse: bool = False) -> Tensor:
+        return _apply(F.Add, *self._broadcasted(other, reverse, arithmetic=True))
+
+    def sub(self, other, reverse: bool = False) -> Tensor:
+        return _apply(F.Sub, *self._broadcasted(other, reverse, arithmetic=True))
+
+    def mul(self, other, reverse: bool = False) -> Tensor:
+        return _apply(F.Mul, *self._broadcasted(other, reverse, arithmetic=True))
+
+    def div(self, other, reverse: bool = False) -> Tensor:
+        """True division: integer operands give float32."""
+        x, y = self._broadcasted(other, reverse, arithmetic=True)
+        if not x.dtype.is_float:
+            x, y = x.cast(default_float), y.cast(default_float)
+        return _apply(F.Div, x, y)
+
+    def floordiv(self, other, reverse: bool = False) -> Tensor:
+        """Floor division (Python's ``//``); ``x // 0`` is 0 for integers."""
+        x, y = self._broadcasted(other, reverse, arithmetic=True)
+        if x.dtype.is_float:
+            return (x / y).floor()
+        return _apply(F.Div, x, y)
+
+    def pow(self, other, reverse: bool = False) -> Tensor:
+        if not reverse and isinstance(other, int | float) and other == 2:
+            return self * self
+        return _apply(F.Pow, *self._broadcasted(other, reverse, arithmetic=True))
+
+    def neg(self) -> Tensor:
+        if self.dtype is bool_:
+            raise TypeError("negation of a bool tensor; use logical_not()")
+        return _apply(F.Neg, self)
+
+    def maximum(self, other) -> Tensor:
+        return _apply(F.Maximum, *self._broadcasted(other))
+
+    def minimum(self, other) -> Tensor:
+        x, y = self._broadcasted(other)
+        if x.dtype is bool_:
+            return x.logical_and(y)
+        return -((-x).maximum(-y))
+
+    __add__ = add
+    __sub__ = sub
+    __mul__ = mul
+    __truediv__ = div
+    __floordiv__ = floordiv
+    __pow__ = pow
+    __neg__ = neg
+
+    def __radd__(self, other):
+        return self.add(other, reverse=True)
+
+    def __rsub__(self, other):
+        return self.sub(other, reverse=True)
+
+    def __rmul__(self, other):
+        return self.mul(other, reverse=True)
+
+    def __rtruediv__(self, other):
+        return self.div(other, reverse=True)
+
+    def __rfloordiv__(self, other):
+        return self.floordiv(other, reverse=True)
+
+    def __rpow__(self, other):
+        return self.pow(other, reverse=True)
+
+    def __matmul__(self, other):
+        return self.matmul(other)
+
+    def __rmatmul__(self, other):
+        return self._operand(other).matmul(self)
+
+    # --- comparisons (bool results, no gradient) -----------------------------------------
+    def __eq__(self, other) -> Tensor:  # type: ignore[override]
+        return _apply(F.Equal, *self._broadcasted(other))
+
+    def __lt__(self, other) -> Tensor:
+        return _apply(F.Less, *self._broadcasted(other))
+
+    def __gt__(self, other) -> Tensor:
+        return _apply(F.Less, *self._broadcasted(other, reverse=True))
+
+    def __ne__(self, other) -> Tensor:  # type: ignore[override]
+        return (self == other).logical_not()
+
+    def __le__(self, other) -> Tensor:
+        return (self > other).logical_not()
+
+    def __ge__(self, other) -> Tensor:
+        return (self < other).logical_not()
+
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+
+    def logical_not(self) -> Tensor:
+        return _apply(F.Equal, *self.cast(bool_)._broadcasted(False))
+
+    def logical_and(self, other) -> Tensor:
+        x, y = self.cast(bool_)._broadcasted(other)
+        return x.cast(bool_).where(y.cast(bool_), False)
+
+    def logical_or(self, other) -> Tensor:
+        x, y = self.cast(bool_)._broadcasted(other)
+        return _apply(F.Maximum, x.cast(bool_), y.cast(bool_))
+
+    __invert__ = logical_not
+    __and__ = logical_and
+    __or__ = logical_or
+
+    def where(self, x, y) -> Tensor:
+        """Elementwise ``x if self else y`` (``self`` is the condition)."""
+        cond = self.cast(bool_)
+        if not isinstance(x, Tensor):
+            x = cond._operand(x, dtype=y.dtype if isinstance(y, Tensor) else None)
+        x, y = x._broadcasted(y)
+        shape = broadcast_shape(cond.shape, x.shape)
+        return _apply(F.Where, cond.expand(shape), x.expand(shape), y.expand(shape))
+
+    def clip(self, min=None, max=None) -> Tensor:
+        out = self
+        if min is not None:
+            out = out.maximum(min)
+        if max is not None:
+            out = out.minimum(max)
+        return out
+
+    clamp = clip
+
+    # --- elementwise ---------------------------------------------------------------------
+    def _float(self) -> Tensor:
+        return self if self.dtype.is_float else self.cast(default_float)
+
+    def exp(self) -> Tensor:
+        return _apply(F.Exp, self._float())
+
+    def log(self) -> Tensor:
+        return _apply(F.Log, self._float())
+
+    def sqrt(self) -> Tensor:
+        return _apply(F.Sqrt, self._float())
+
+    def sin(self) -> Tensor:
+        return _apply(F.Sin, self._float())
+
+    def reciprocal(self) -> Tensor:
+        return _apply(F.Recip, self._float())
+
+    def relu(self) -> Tensor:
+        return _apply(F.Relu, self)
+
+    def log2(self) -> Tensor:
+        return self.log() * (1 / math.log(2))
+
+    def rsqrt(self) -> Tensor:
+        return self.sqrt().reciprocal()
+
+    def cos(self) -> Tensor:
+        # cos(x) = sin(pi/2 - x)
+        return (math.pi / 2 - self._float()).sin()
+
+    def tanh(self) -> Tensor:
+        # tanh(x) = 2 * sigmoid(2x) - 1
+        return 2.0 * (2.0 * self._float()).sigmoid() - 1.0
+
+    def sigmoid(self) -> Tensor:
+        # 1 / (1 + e^-x); e^-x overflows to inf for very negative x, giving exactly 0
+        return ((-self._float()).exp() + 1.0).reciprocal()
+
+    def softplus(self) -> Tensor:
+        # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), never overflowing
+        x = self._float()
+        return x.relu() + ((-x.abs()).exp() + 1.0).log()
+
+    def gelu(self) -> Tensor:
+        # the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        x = self._float()
+        return 0.5 * x * (1.0 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh())
+
+    def leaky_relu(self, negative_slope: float = 0.01) -> Tensor:
+        return self.relu() - (-self).relu() * negative_slope
+
+    def square(self) -> Tensor:
+        return self * self
+
+    def sign(self) -> Tensor:
+        """-1, 0 or 1, in this tensor's dtype (no gradient)."""
+        zero = self._operand(0)
+        x = self.detach()
+        return (zero < x).cast(self.dtype) - (x < zero).cast(self.dtype)
+
+    def abs(self) -> Tensor:
+        if self.dtype is bool_:
+            return self
+        return self * self.sign()
+
+    __abs__ = abs
+
+    def floor(self) -> Tensor:
+        """Round down (no gradient); exact for |x| < 2**53."""
+        if not self.dtype.is_float:
+            return self
+        x = self.detach()
+        truncated = x.cast(int64).cast(self.dtype)
+        return truncated - (x < truncated).cast(self.dtype)
+
+    def isnan(self) -> Tensor:
+        return self != self
+
+    def isinf(self) -> Tensor:
+        return self.abs() == math.inf
+
+    # --- reductions ----------------------------------------------------------------------
+    def _axes(self, axis) -> tuple[int, ...]:
+        if axis is None:
+            return tuple(range(self.ndim))
+        axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+        return tuple(sorted({self._axis(a) for a in axes}))
+
+    def _axis(self, axis: int, ndim: int | None = None) -> int:
+        ndim = self.ndim if ndim is None else ndim
+        if not isinstance(axis, int | np.integer):
+            raise TypeError(f"axis must be an int, not {type(axis).__name__}")
+        if not -max(ndim, 1) <= axis < max(ndim, 1):
+            raise IndexError(f"axis {axis} is out of range for a tensor of {ndim} dimensions")
+        return int(axis) % max(ndim, 1) if ndim else 0
+
+    def _dropped(self, reduced: Tensor, axes: tuple[int, ...], keepdim: bool) -> Tensor:
+        if keepdim:
+            return reduced
+        return reduced.reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))
+
+    def sum(self, axis=None, keepdim: bool = False) -> Tensor:
+        """Sum over ``axis`` (None: all axes); bool and int32 sums are int64."""
+        x = self if self.dtype.is_float or self.dtype is int64 else self.cast(int64)
+        axes = self._axes(axis) if self.ndim else ()
+        if not axes:
+            return x
+        return self._dropped(_apply(F.Sum, x, axes=axes), axes, keepdim)
+
+    def max(self, axis=None, keepdim: bool = False) -> Tensor:
+        axes = self._axes(axis) if self.ndim else ()
+        if not axes:
+            return self
+        if any(self.shape[a] == 0 for a in axes):
+            raise ValueError(f"max of an empty axis (shape {self.shape}, axes {axes})")
+        return self._dropped(_apply(F.Max, self, axes=axes), axes, keepdim)
+
+    def min(self, axis=None, keepdim: bool = False) -> Tensor:
+        if self.dtype is bool_:
+            return self.logical_not().max(axis, keepdim).logical_not()
+        return -((-self).max(axis, keepdim))
+
+    def any(self, axis=None, keepdim: bool = False) -> Tensor:
+        return self.cast(bool_).max(axis, keepdim)
+
+    def all(self, axis=None, keepdim: bool = False) -> Tensor:
+        return self.cast(bool_).min(axis, keepdim)
+
+    def mean(self, axis=None, keepdim: bool = False) -> Tensor:
+        x = self._float()
+        count = math.prod(x.shape[a] for a in x._axes(axis)) if x.ndim else 1
+        return x.sum(axis, keepdim) / count if count else x.sum(axis, keepdim) * math.nan
+
+    def var(self, axis=None, keepdim: bool = False, correction: int = 1) -> Tensor:
+        """Variance with ``correction`` subtracted from the count (1: the sample variance)."""
+        x = self._float()
+        count = math.prod(x.shape[a] for a in x._axes(axis)) if x.ndim else 1
+        squares = (x - x.mean(axis, keepdim=True)).square().sum(axis, keepdim)
+        return squares / max(count - correction, 0) if count > correction else squares * math.nan
+
+    def std(self, axis=None, keepdim: bool = False, correction: int = 1) -> Tensor:
+        return self.var(axis, keepdim, correction).sqrt()
+
+    def prod(self, axis=None, keepdim: bool = False) -> Tensor:
+        """Product over ``axis``, as a tree of multiplications (exact gradients with zeros)."""
+        axes = self._axes(axis) if self.ndim else ()
+        x = self if self.dtype is not bool_ else self.cast(int64)
+        if not axes:
+            return x
+        rest = [a for a in range(self.ndim) if a not in axes]
+        x = x.permute(*rest, *axes).reshape(*[self.shape[a] for a in rest], -1)
+        while x.shape[-1] > 1:
+            if x.shape[-1] % 2:
+                x = x.pad([(0, 0)] * (x.ndim - 1) + [(0, 1)], value=1)
+            pairs = x.reshape(*x.shape[:-1], x.shape[-1] // 2, 2)
+            x = pairs[..., 0] * pairs[..., 1]
+        if x.shape[-1] == 0:
+            x = x.pad([(0, 0)] * (x.ndim - 1) + [(0, 1)], value=1)
+        x = x.reshape(*x.shape[:-1])
+        if keepdim:
+            x = x.reshape(*[1 if i in axes else n for i, n in enumerate(self.shape)])
+        return x
+
+    def _arg_extreme(self, axis, keepdim: bool, largest: bool) -> Tensor:
+        x = self.detach()
+        if axis is None:
+            x, axis = x.flatten(), 0
+        axis = x._axis(axis)
+        n = x.shape[axis]
+        extreme = x.max(axis, keepdim=True) if largest else x.min(axis, keepdim=True)
+        # the first index holding the extreme: max over hits of (n - index)
+        position = arange(n, 0, -1, backend=x.data.backend).reshape(
+            *[n if i == axis else 1 for i in range(x.ndim)])
+        first = (x == extreme).cast(int64) * position
+        return n - first.max(axis, keepdim)
+
+    def argmax(self, axis=None, keepdim: bool = False) -> Tensor:
+        """Index of the first maximum along ``axis`` (of the flattened tensor if None)."""
+        return self._arg_extreme(axis, keepdim, largest=True)
+
+    def argmin(self, axis=None, keepdim: bool = False) -> Tensor:
+        return self._arg_extreme(axis, keepdim, largest=False)
+
+    def logsumexp(self, axis=None, keepdim: bool = False) -> Tensor:
+        x = self._float()
+        peak = x.detach().max(axis, keepdim=True)
+        peak = peak.isinf().where(0.0, peak)  # all -inf (or inf): no shift, the result is exact
+        out = (x - peak).exp().sum(axis, keepdim=True).log() + peak
+        return out if keepdim else x._dropped(out, x._axes(axis), keepdim)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        x = self._float()
+        e = (x - x.detach().max(axis, keepdim=True)).exp()
+        return e / e.sum(axis, keepdim=True)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return self._float() - self.logsumexp(axis, keepdim=True)
+
+    # --- movement ------------------------------------------------------------------------
+    def reshape(self, *shape) -> Tensor:
+        shape = _shape_arg(shape)
+        if shape.count(-1) > 1:
+            raise ValueError(f"reshape to {shape}: at most one -1")
+        if -1 in shape:
+            known = math.prod(n for n in shape if n != -1)
+            if known == 0 or self.numel() % known:
+                raise ValueError(f"cannot reshape {self.shape} to {shape}")
+            shape = tuple(self.numel() // known if n == -1 else n for n in shape)
+        if any(n < 0 for n in shape) or math.prod(shape) != self.numel():
+            raise ValueError(f"cannot reshape {self.shape} ({self.numel()} elements) to {shape}")
+        if shape == self.shape:
+            return self
+        return _apply(F.Reshape, self, shape=shape)
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = self._axis(start_dim), self._axis(end_dim)
+        return self.reshape(*self.shape[:start], -1 if self.numel() else
+                            math.prod(self.shape[start:end + 1]), *self.shape[end + 1:])
+
+    def squeeze(self, axis=None) -> Tensor:
+        axes = ([i for i, n in enumerate(self.shape) if n == 1] if axis is None
+                else self._axes(axis))
+        for a in axes:
+            if self.shape[a] != 1:
+                raise ValueError(f"cannot squeeze axis {a} of size {self.shape[a]}")
+        return self.reshape(*[n for i, n in enumerate(self.shape) if i not in axes])
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        axis = self._axis(axis, self.ndim + 1)
+        return self.reshape(*self.shape[:axis], 1, *self.shape[axis:])
+
+    def permute(self, *order) -> Tensor:
+        order = _shape_arg(order)
+        if sorted(self._axis(a) for a in order) != list(range(self.ndim)):
+            raise ValueError(f"permute of {self.ndim} axes needs a permutation of them, "
+                             f"not {order}")
+        order = tuple(self._axis(a) for a in order)
+        if order == tuple(range(self.ndim)):
+            return self
+        return _apply(F.Permute, self, order=order)
+
+    def transpose(self, axis0: int = -2, axis1: int = -1) -> Tensor:
+        order = list(range(self.ndim))
+        a, b = self._axis(axis0), self._axis(axis1)
+        order[a], order[b] = order[b], order[a]
+        return self.permute(*order)
+
+    @property
+    def T(self) -> Tensor:
+        """All axes reversed (as numpy's ``.T``)."""
+        return self.permute(*reversed(range(self.ndim)))
+
+    def expand(self, *shape) -> Tensor:
+        """Broadcast to ``shape``; -1 keeps a size; new leading axes may be added."""
+        shape = _shape_arg(shape)
+        if len(shape) < self.ndim:
+            raise ValueError(f"cannot expand {self.shape} to fewer dimensions {shape}")
+        x = self if len(shape) == self.ndim else self.reshape(
+            *(1,) * (len(shape) - self.ndim), *self.shape)
+        shape = tuple(old if new == -1 else new for old, new in zip(x.shape, shape))
+        if shape == x.shape:
+            return x
+        for old, new in zip(x.shape, shape):
+            if old != new and old != 1:
+                raise ValueError(f"cannot expand {self.shape} to {shape}")
+        return _apply(F.Expand, x, shape=shape)
+
+    broadcast_to = expand
+
+    def pad(self, widths, value=0) -> Tensor:
+        """Pad with ``value``; ``widths`` is one ``(before, after)`` (or None) per axis."""
+        widths = tuple((0, 0) if w is None else (int(w[0]), int(w[1])) for w in widths)
+        if len(widths) != self.ndim or any(b < 0 or a < 0 for b, a in widths):
+            raise ValueError(f"pad of shape {self.shape} needs {self.ndim} non-negative "
+                             f"(before, after) pairs, got {widths}")
+        if all(w == (0, 0) for w in widths):
+            return self
+        return _apply(F.Pad, self, widths=widths, value=_py(value))
+
+    def shrink(self, bounds) -> Tensor:
+        """Keep ``start <= i < stop`` along each axis; ``bounds`` has one pair (or None) each."""
+        bounds = tuple((0, n) if b is None else (int(b[0]), int(b[1]))
+                       for b, n in zip(bounds, self.shape))
+        if len(bounds) != self.ndim or any(not 0 <= b <= e <= n for (b, e), n in
+                                           zip(bounds, self.shape)):
+            raise ValueError(f"shrink of shape {self.shape} needs {self.ndim} pairs "
+                             f"0 <= start <= stop <= size, got {bounds}")
+        if all(b == (0, n) for b, n in zip(bounds, self.shape)):
+            return self
+        return _apply(F.Shrink, self, bounds=bounds)
+
+    def flip(self, axis=None) -> Tensor:
+        axes = self._axes(axis)
+        if not axes:
+            return self
+        return _apply(F.Flip, self, axes=axes)
+
+    def repeat(self, *repeats) -> Tensor:
+        """Tile the tensor ``repeats[i]`` times along axis i (as torch's ``repeat``)."""
+        repeats = _shape_arg(repeats)
+        if len(repeats) < self.ndim:
+            raise ValueError(f"repeat needs at least {self.ndim} counts, got {repeats}")
+        x = self.reshape(*(1,) * (len(repeats) - self.ndim), *self.shape)
+        interleaved = [n for size in x.shape for n in (1, size)]
+        expanded = [n for r, size in zip(repeats, x.shape) for n in (r, size)]
+        return x.reshape(*interleaved).expand(*expanded).reshape(
+            *[r * size for r, size in zip(repeats, x.shape)])
+
+    def __getitem__(self, index) -> Tensor:
+        return _getitem(self, index)
+
+    # --- linear algebra ------------------------------------------------------------------
+    def matmul(self, other) -> Tensor:
+        """Matrix product with numpy's rules for 1-D, 2-D and batched operands."""
+        x, y = self, self._operand(other)
+        if x.ndim == 0 or y.ndim == 0:
+            raise ValueError("matmul of a 0-d tensor; use *")
+        dtype = promote(x.dtype, y.dtype)
+        if dtype is bool_:
+            dtype = default_int
+        x, y = x.cast(dtype), y.cast(dtype)
+        vx, vy = x.ndim == 1, y.ndim == 1
+        if vx:
+            x = x.reshape(1, -1)
+        if vy:
+            y = y.reshape(-1, 1)
+        if x.shape[-1] != y.shape[-2]:
+            raise ValueError(f"matmul: shapes {self.shape} and {tuple(other.shape)} do not "
+                             f"fit ({x.shape[-1]} != {y.shape[-2]})")
+        batch = broadcast_shape(x.shape[:-2], y.shape[:-2])
+        x = x.expand(*batch, *x.shape[-2:])
+        y = y.expand(*batch, *y.shape[-2:])
+        out = _apply(F.Contract, x, y)
+        if vx:
+            out = out.squeeze(-2)
+        if vy:
+            out = out.squeeze(-1)
+        return out
+
+    dot = matmul
+
+    # --- losses --------------------------------------------------------------------------
+    def cross_entropy(self, target, reduction: str = "mean",
+                      label_smoothing: float = 0.0) -> Tensor:
+        from ..nn import functional
+
+        return functional.cross_entropy(self, target, reduction, label_smoothing)
+
+    def binary_cross_entropy(self, target, reduction: str = "mean") -> Tensor:
+        from ..nn import functional
+
+        return functional.binary_cross_entropy(self, target, reduction)
+
+
+def _py(value):
+    """A numpy scalar as the Python number it holds."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# --- indexing ---------------------------------------------------------------------------------
+def _is_index_tensor(item) -> bool:
+    return isinstance(item, Tensor | list | np.ndarray)
+
+
+def _getitem(x: Tensor, index) -> Tensor:
+    """numpy's basic indexing (ints, slices with steps, None, Ellipsis), plus one integer
+    tensor along one axis, which picks positions as ``numpy.take`` does."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    if sum(i is Ellipsis for i in index) > 1:
+        raise IndexError("an index can only have a single ellipsis")
+    if sum(_is_index_tensor(i) for i in index) > 1:
+        raise IndexError("indexing with tensors is supported along one axis only")
+    consumed = sum(1 for i in index if i is not None and i is not Ellipsis)
+    if consumed > x.ndim:
+        raise IndexError(f"too many indices ({consumed}) for a tensor of {x.ndim} dimensions")
+    fill = (slice(None),) * (x.ndim - consumed)
+    at = next((k for k, i in enumerate(index) if i is Ellipsis), len(index))
+    index = index[:at] + fill + index[at + 1:]
+
+    bounds, flips, strides, shape = [], [], [], []
+    gather = None  # (position in ``shape``, index)
+    axis = 0
+    for item in index:
+        if item is None:
+            shape.append(1)
+            continue
+        size = x.shape[axis]
+        if _is_index_tensor(item):
+            bounds.append((0, size))
+            gather = (len(shape), item)
+            shape.append(size)
+        elif isinstance(item, slice):
+            start, stop, step = item.indices(size)
+            count = len(range(start, stop, step))
+            if count == 0:
+                bounds.append((0, 0))
+            elif step > 0:
+                bounds.append((start, start + (count - 1) * step + 1))
+            else:
+                bounds.append((start + (count - 1) * step, start + 1))
+                flips.append(axis)
+            if abs(step) > 1 and count > 1:
+                strides.append((axis, abs(step), count))
+            shape.append(count)
+        elif isinstance(item, int | np.integer) and not isinstance(item, bool):
+            i = int(item)
+            if not -size <= i < size:
+                raise IndexError(f"index {i} is out of range for axis {axis} of size {size}")
+            i %= size
+            bounds.append((i, i + 1))
+        else:
+            raise IndexError(f"unsupported index {item!r}")
+        axis += 1
+
+    out = x.shrink(bounds) if bounds else x
+    if flips:
+        out = out.flip(flips)
+    for ax, step, count in strides:
+        out = _stride(out, ax, step, count)
+    out = out.reshape(*shape)
+    return out if gather is None else _gather(out, *gather)
+
+
+def _stride(x: Tensor, axis: int, step: int, count: int) -> Tensor:
+    """Every ``step``-th element along ``axis`` starting at 0 (``count`` of them)."""
+    x = x.pad([(0, 0)] * axis + [(0, count * step - x.shape[axis])] + [(0, 0)] * (
+        x.ndim - axis - 1))
+    x = x.reshape(*x.shape[:axis], count, step, *x.shape[axis + 1:])
+    x = x.shrink([None] * (axis + 1) + [(0, 1)] + [None] * (x.ndim - axis - 2))
+    return x.reshape(*x.shape[:axis + 1], *x.shape[axis + 2:])
+
+
+def _gather(x: Tensor, axis: int, index) -> Tensor:
+    """Pick along ``axis`` the positions in ``index`` (an integer tensor of any shape)."""
+    index = x._operand(index) if not isinstance(index, Tensor) else index
+    if index.dtype.is_float or index.dtype is bool_:
+        raise IndexError(f"tensor indices must be integers, not {index.dtype.name}")
+    size = x.shape[axis]
+    values = index.numpy()
+    if values.size and (values.min() < -size or values.max() >= size):
+        raise IndexError(f"index out of range for axis {axis} of size {size}")
+    index = (index < 0).where(index + size, index)
+    # one-hot (index..., size), contracted with x's axis moved to the front
+    one_hot = (index.unsqueeze(-1) == arange(size, backend=x.data.backend)).cast(
+        x.dtype if x.dtype is not bool_ else default_int)
+    moved = x.permute(axis, *[a for a in range(x.ndim) if a != axis])
+    rest = moved.shape[1:]
+    picked = one_hot.reshape(-1, size).matmul(moved.cast(one_hot.dtype).reshape(size, -1))
+    picked = picked.reshape(*index.shape, *rest).cast(x.dtype)
+    # put the index axes where ``axis`` was
+    k = index.ndim
+    order = [*range(k, k + axis), *range(k), *range(k + axis, k + len(rest))]
+    return picked.permute(*order)
+
+
+# --- creation -----------------------------------------------------------------------------------
+def _make(array: np.ndarray, dtype: DType, backend, requires_grad: bool) -> Tensor:
+    out = _wrap(Buffer.from_numpy(get_backend(backend), array, dtype))
+    return out.requires_grad_(True) if requires_grad else out
+
+
+def full(shape, value, dtype=None, backend=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ``shape`` filled with ``value`` (dtype from the value if not given)."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if dtype is None:
+        dtype = bool_ if isinstance(value, bool) else (
+            default_int if isinstance(value, int) else default_float)
+    dtype = to_dtype(dtype)
+    out = _wrap(Buffer.full(get_backend(backend), shape, _py(value), dtype))
+    return out.requires_grad_(True) if requires_grad else out
+
+
+def zeros(*shape, dtype=None, backend=None, requires_grad: bool = False) -> Tensor:
+    return full(_shape_arg(shape), 0.0, dtype or default_float, backend, requires_grad)
+
+
+def ones(*shape, dtype=None, backend=None, requires_grad: bool = False) -> Tensor:
+    return full(_shape_arg(shape), 1.0, dtype or default_float, backend, requires_grad)
+
+
+def full_like(t: Tensor, value, dtype=None, requires_grad: bool = False) -> Tensor:
+    return full(t.shape, value, dtype or t.dtype, t.data.backend, requires_grad)
+
+
+def zeros_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
+    return full_like(t, 0, dtype, requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
+    return full_like(t, 1, dtype, requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None, backend=None) -> Tensor:
+    """``start, start + step, ...`` below ``stop`` (int64 for integer arguments)."""
+    if stop is None:
+        start, stop = 0, start
+    if step == 0:
+        raise ValueError("arange step must not be 0")
+    integral = all(isinstance(v, int | np.integer) for v in (start, stop, step))
+    dtype = to_dtype(dtype) if dtype is not None else (default_int if integral else default_float)
+    return _make(np.arange(start, stop, step).astype(dtype.np), dtype, backend, False)
+
+
+def linspace(start, stop, num: int, dtype=None, backend=None) -> Tensor:
+    dtype = to_dtype(dtype or default_float)
+    return _make(np.linspace(start, stop, num).astype(dtype.np), dtype, backend, False)
+
+
+def eye(n: int, m: int | None = None, dtype=None, backend=None) -> Tensor:
+    dtype = to_dtype(dtype or default_float)
+    return _make(np.eye(n, m, dtype=dtype.np), dtype, backend, False)
+
+
+def _random(draw, shape, dtype, backend, requires_grad) -> Tensor:
+    dtype = to_dtype(dtype or default_float)
+    if not dtype.is_float:
+        raise TypeError(f"random floats need a float dtype, not {dtype.name}")
+    array = draw(_random.generator(), _shape_arg(shape), dtype.np)
+    return _make(np.asarray(array, dtype=dtype.np), dtype, backend, requires_grad)
+
+
+def rand(*shape, dtype=None, backend=None, requires_grad: bool = False) -> Tensor:
+    """Uniform on [0, 1), from the generator seeded by :func:`fusion.manual_seed`."""
+    return _random(lambda g, s, d: g.random(s, dtype=d), shape, dtype, backend, requires_grad)
+
+
+def randn(*shape, dtype=None, backend=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal, from the generator seeded by :func:`fusion.manual_seed`."""
+    return _random(lambda g, s, d: g.standard_normal(s, dtype=d), shape, dtype, backend,
+                   requires_grad)
+
+
+def uniform(shape, low: float = 0.0, high: float = 1.0, dtype=None, backend=None,
+            requires_grad: bool = False) -> Tensor:
+    return _random(lambda g, s, d: g.uniform(low, high, s), (shape,), dtype, backend,
+                   requires_grad)
+
+
+def normal(shape, mean: float = 0.0, std: float = 1.0, dtype=None, backend=None,
+           requires_grad: bool = False) -> Tensor:
+    return _random(lambda g, s, d: g.normal(mean, std, s), (shape,), dtype, backend,
+                   requires_grad)
+
+
+def randint(low: int, high: int, shape, backend=None) -> Tensor:
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    return _make(_random.generator().integers(low, high, shape, dtype=np.int64), int64,
+                 backend, False)
+
+
+def tensor(data, dtype=None, requires_grad: bool = False, backend=None) -> Tensor:
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad, backend=backend)
+
+
+def cat(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis (each padded to the total, then summed)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat of no tensors")
+    first = tensors[0]
+    tensors = [first._operand(t) for t in tensors]
+    axis = first._axis(axis)
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = promote(dtype, t.dtype)
+        if t.ndim != first.ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape))
+                                       if i != axis):
+            raise ValueError(f"cat along axis {axis}: shapes {first.shape} and {t.shape} differ "
+                             "off that axis")
+    total = sum(t.shape[axis] for t in tensors)
+    out, offset = None, 0
+    for t in tensors:
+        n = t.shape[axis]
+        widths = [(0, 0)] * t.ndim
+        widths[axis] = (offset, total - offset - n)
+        piece = t.cast(dtype).pad(widths)
+        out = piece if out is None else (out.logical_or(piece) if dtype is bool_ else out + piece)
+        offset += n
+    return out
+
+
+def stack(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors of one shape along a new axis."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack of no tensors")
+    shapes = {tuple(t.shape) for t in tensors}
+    if len(shapes) > 1:
+        raise ValueError(f"stack needs tensors of one shape, got {sorted(shapes)}")
+    axis = tensors[0]._axis(axis, tensors[0].ndim + 1)
+    return cat([t.unsqueeze(axis) for t in tensors], axis)
+
+
+def where(condition, x, y) -> Tensor:
+    if not isinstance(condition, Tensor):
+        ref = x if isinstance(x, Tensor) else y
+        condition = ref._operand(condition) if isinstance(ref, Tensor) else Tensor(condition)
+    return condition.where(x, y)
+
+
+def maximum(x, y) -> Tensor:
+    return (x if isinstance(x, Tensor) else y._operand(x)).maximum(y)
+
+
+def minimum(x, y) -> Tensor:
+    return (x if isinstance(x, Tensor) else y._operand(x)).minimum(y)

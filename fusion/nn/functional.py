@@ -1,0 +1,122 @@
+"""Losses and activations as functions of Tensors, stable for training.
+
+Every function here is a composition of Tensor methods, so it runs and differentiates on any
+backend.
+"""
+
+from __future__ import annotations
+
+from ..core.dtypes import default_int
+from ..core.tensor import Tensor, arange
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+
+
+def one_hot(labels: Tensor, num_classes: int) -> Tensor:
+    """(N...,) integer labels to (N..., num_classes) float32 rows of 0 and 1."""
+    if labels.dtype.is_float:
+        raise TypeError(f"one_hot needs integer labels, not {labels.dtype.name}")
+    classes = arange(num_classes, backend=labels.data.backend)
+    return (labels.cast(default_int).unsqueeze(-1) == classes).float()
+
+
+def _check_labels(logits: Tensor, target: Tensor) -> None:
+    if target.shape != logits.shape[:-1]:
+        raise ValueError(f"labels of shape {target.shape} do not fit scores of shape "
+                         f"{logits.shape} (expected {logits.shape[:-1]})")
+    values = target.numpy()
+    classes = logits.shape[-1]
+    if values.size and (values.min() < 0 or values.max() >= classes):
+        raise ValueError(f"labels must lie in [0, {classes}), got values from {values.min()} "
+                         f"to {values.max()}")
+
+
+def nll_loss(log_probs: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of integer labels under rows of log-probabilities (..., C)."""
+    target = log_probs._operand(target)
+    _check_labels(log_probs, target)
+    picked = (log_probs * one_hot(target, log_probs.shape[-1]).cast(log_probs.dtype)).sum(-1)
+    return _reduce(-picked, reduction)
+
+
+def cross_entropy(logits: Tensor, target, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy of raw scores (..., C) against integer labels (...) or probabilities
+    (..., C), computed through log_softmax so that no score overflows."""
+    target = logits._operand(target)
+    log_probs = logits.log_softmax(-1)
+    classes = logits.shape[-1]
+    if target.dtype.is_float:
+        if target.shape != logits.shape:
+            raise ValueError(f"probability targets of shape {target.shape} do not fit scores "
+                             f"of shape {logits.shape}")
+        probs = target.cast(log_probs.dtype)
+    else:
+        _check_labels(logits, target)
+        probs = one_hot(target, classes).cast(log_probs.dtype)
+    if label_smoothing:
+        probs = probs * (1 - label_smoothing) + label_smoothing / classes
+    return _reduce(-(probs * log_probs).sum(-1), reduction)
+
+
+def binary_cross_entropy(probs: Tensor, target, reduction: str = "mean",
+                         eps: float = 1e-7) -> Tensor:
+    """-(y log p + (1 - y) log(1 - p)) with p clamped to [eps, 1 - eps], so log(0) never
+    appears."""
+    target = probs._operand(target).cast(probs.dtype)
+    if target.shape != probs.shape:
+        raise ValueError(f"targets of shape {target.shape} do not fit {probs.shape}")
+    p = probs.clip(eps, 1 - eps)
+    return _reduce(-(target * p.log() + (1 - target) * (1 - p).log()), reduction)
+
+
+def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy of raw scores: max(x, 0) - x y + log(1 + e^-|x|), stable."""
+    target = logits._operand(target).cast(logits.dtype)
+    if target.shape != logits.shape:
+        raise ValueError(f"targets of shape {target.shape} do not fit {logits.shape}")
+    loss = logits.relu() - logits * target + ((-logits.abs()).exp() + 1).log()
+    return _reduce(loss, reduction)
+
+
+def mse_loss(prediction: Tensor, target, reduction: str = "mean") -> Tensor:
+    target = prediction._operand(target)
+    if target.shape != prediction.shape:
+        raise ValueError(f"targets of shape {target.shape} do not fit {prediction.shape}")
+    return _reduce((prediction - target).square(), reduction)
+
+
+def relu(x: Tensor) -> Tensor:
+    return x.relu()
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return x.leaky_relu(negative_slope)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return x.sigmoid()
+
+
+def tanh(x: Tensor) -> Tensor:
+    return x.tanh()
+
+
+def gelu(x: Tensor) -> Tensor:
+    return x.gelu()
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return x.softmax(axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return x.log_softmax(axis)
