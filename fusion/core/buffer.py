@@ -14,6 +14,10 @@ from .dtypes import DType, bool_
 
 #: Broadcast a constant from one element rather than fill every element above this size.
 _FILL_LIMIT = 1 << 14
+#: Small constants the frontend makes again and again (the 2 of ``x * 2``, relu's 0) are kept.
+#: They are never handed to users, and no primitive writes into its inputs.
+_CONSTANTS: dict = {}
+_CONSTANTS_MAX = 512
 
 
 class Buffer:
@@ -44,9 +48,22 @@ class Buffer:
         one = Buffer(backend, backend.full((1,) * len(shape), value, dtype), (1,) * len(shape), dtype)
         return one.expand(shape)
 
+    @staticmethod
+    def constant(backend: Backend, shape: tuple[int, ...], value, dtype: DType) -> Buffer:
+        """Like :meth:`full`, but small results are cached: for internal operands only."""
+        key = (backend, shape, dtype, value, type(value), str(value))
+        found = _CONSTANTS.get(key)
+        if found is None:
+            found = Buffer.full(backend, shape, value, dtype)
+            if found.numel <= _FILL_LIMIT:
+                if len(_CONSTANTS) >= _CONSTANTS_MAX:
+                    _CONSTANTS.clear()
+                _CONSTANTS[key] = found
+        return found
+
     def const(self, value) -> Buffer:
         """A buffer of this one's shape, dtype and backend, every element ``value``."""
-        return Buffer.full(self.backend, self.shape, value, self.dtype)
+        return Buffer.constant(self.backend, self.shape, value, self.dtype)
 
     def numpy(self):
         return self.backend.to_numpy(self.data)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from . import autograd as F
-from . import random as _random
+from . import random as _rng
 from .backend import Backend, get_backend
 from .buffer import Buffer
 from .dtypes import (
@@ -34,9 +34,9 @@ _SCALARS = (bool, int, float, np.bool_, np.integer, np.floating)
 
 def _apply(fn: type[F.Function], *tensors: Tensor, **kwargs) -> Tensor:
     """Run Function ``fn`` forward on the tensors' buffers and record it in the graph."""
-    needs = tuple(t.requires_grad for t in tensors)
+    needs = tuple([t.requires_grad for t in tensors])
     ctx = fn(needs)
-    out = Tensor.__new__(Tensor)
+    out = _new(Tensor)
     out.data = ctx.forward(*[t.data for t in tensors], **kwargs)
     out.grad = None
     out._op = fn.__name__
@@ -50,8 +50,11 @@ def _apply(fn: type[F.Function], *tensors: Tensor, **kwargs) -> Tensor:
     return out
 
 
+_new = object.__new__
+
+
 def _wrap(buffer: Buffer, requires_grad: bool = False) -> Tensor:
-    out = Tensor.__new__(Tensor)
+    out = _new(Tensor)
     out.data = buffer
     out.grad = None
     out.requires_grad = requires_grad
@@ -315,22 +318,24 @@ class Tensor:
     def _broadcasted(self, other, reverse: bool = False,
                      arithmetic: bool = False) -> tuple[Tensor, Tensor]:
         """Both operands with one dtype and one shape; ``arithmetic`` turns bools into int64."""
-        if isinstance(other, Tensor) or not isinstance(other, _SCALARS):
+        if type(other) is Tensor or not isinstance(other, _SCALARS):
             y = self._operand(other)
-            dtype = promote(self.dtype, y.dtype)
+            dtype = self.dtype if y.dtype is self.dtype else promote(self.dtype, y.dtype)
         else:
-            dtype = scalar_dtype(_py(other), self.dtype)
+            other = _py(other)
+            dtype = scalar_dtype(other, self.dtype)
             y = None
         if arithmetic and dtype is bool_:
             dtype = default_int
-        x = self.cast(dtype)
+        x = self if self.dtype is dtype else self.cast(dtype)
         if y is None:
-            shape = x.shape
-            y = _wrap(Buffer.full(x.data.backend, shape, _py(other), dtype))
+            y = _wrap(Buffer.constant(x.data.backend, x.shape, other, dtype))
         else:
-            y = y.cast(dtype)
-            shape = x.shape if x.shape == y.shape else broadcast_shape(x.shape, y.shape)
-            x, y = x.expand(shape), y.expand(shape)
+            if y.dtype is not dtype:
+                y = y.cast(dtype)
+            if x.shape != y.shape:
+                shape = broadcast_shape(x.shape, y.shape)
+                x, y = x.expand(shape), y.expand(shape)
         return (y, x) if reverse else (x, y)
 
     # --- arithmetic ----------------------------------------------------------------------
@@ -987,7 +992,7 @@ def _random(draw, shape, dtype, backend, requires_grad) -> Tensor:
     dtype = to_dtype(dtype or default_float)
     if not dtype.is_float:
         raise TypeError(f"random floats need a float dtype, not {dtype.name}")
-    array = draw(_random.generator(), _shape_arg(shape), dtype.np)
+    array = draw(_rng.generator(), _shape_arg(shape), dtype.np)
     return _make(np.asarray(array, dtype=dtype.np), dtype, backend, requires_grad)
 
 
@@ -1016,7 +1021,7 @@ def normal(shape, mean: float = 0.0, std: float = 1.0, dtype=None, backend=None,
 
 def randint(low: int, high: int, shape, backend=None) -> Tensor:
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return _make(_random.generator().integers(low, high, shape, dtype=np.int64), int64,
+    return _make(_rng.generator().integers(low, high, shape, dtype=np.int64), int64,
                  backend, False)
 
 

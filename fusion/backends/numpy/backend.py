@@ -36,7 +36,9 @@ class NumpyBackend(Backend):
         return x
 
     def full(self, shape, value, dtype):
-        return np.full(shape, value, dtype=dtype.np)
+        out = np.empty(shape, dtype=dtype.np)
+        out.fill(value)
+        return out
 
     neg = staticmethod(np.negative)
     exp = staticmethod(np.exp)
