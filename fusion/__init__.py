@@ -51,3 +51,14 @@ from .core.tensor import (
 bool = bool_  # noqa: A001  (fusion.bool, as torch.bool)
 
 __version__ = "0.1.0"
+
+_SUBMODULES = {"nn", "optim", "data", "datasets", "metrics", "train", "viz", "testing"}
+
+
+def __getattr__(name):
+    # Submodules load on first use, so that `import fusion` stays light.
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'fusion' has no attribute {name!r}")
