@@ -318,6 +318,11 @@ class Tensor:
     def _broadcasted(self, other, reverse: bool = False,
                      arithmetic: bool = False) -> tuple[Tensor, Tensor]:
         """Both operands with one dtype and one shape; ``arithmetic`` turns bools into int64."""
+        if type(other) is Tensor:  # the common case first: nothing to do
+            a, b = self.data, other.data
+            if (a.dtype is b.dtype and a.shape == b.shape and a.backend is b.backend
+                    and not (arithmetic and a.dtype is bool_)):
+                return (other, self) if reverse else (self, other)
         if type(other) is Tensor or not isinstance(other, _SCALARS):
             y = self._operand(other)
             dtype = self.dtype if y.dtype is self.dtype else promote(self.dtype, y.dtype)
