@@ -8,6 +8,7 @@
 """
 
 from .dataset import Dataset, TensorDataset, default_collate
+from .describe import Description, describe  # noqa: F401  (public: fusion.data.describe)
 from .loader import DataLoader
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 from .scaler import StandardScaler
