@@ -1,0 +1,177 @@
+"""Plots: the data drawn (line points, bar heights, image cells) is the data given."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+import fusion  # noqa: E402
+from fusion.viz.plots import (  # noqa: E402
+    plot_class_histograms,
+    plot_confusion_matrix,
+    plot_learning_curves,
+    plot_pairs,
+    plot_scatter,
+)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def lines_by_label(ax) -> dict[str, tuple[list[float], list[float]]]:
+    return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+            for line in ax.lines}
+
+
+class FakeHistory:
+    """Shaped like fusion.train's History: per-epoch lists as attributes."""
+
+    def __init__(self, loss, accuracy, val_loss, val_accuracy):
+        self.loss, self.accuracy = loss, accuracy
+        self.val_loss, self.val_accuracy = val_loss, val_accuracy
+
+
+def test_learning_curves_from_a_dict():
+    history = {"loss": [0.9, 0.5, 0.4], "val_loss": [1.0, 0.7, 0.65],
+               "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.4, 0.7, 0.8]}
+    fig = plot_learning_curves(history)
+    loss_ax, acc_ax = fig.axes
+    assert loss_ax.get_title() == "loss" and acc_ax.get_title() == "accuracy"
+    assert lines_by_label(loss_ax) == {"train": ([1, 2, 3], [0.9, 0.5, 0.4]),
+                                       "validation": ([1, 2, 3], [1.0, 0.7, 0.65])}
+    assert lines_by_label(acc_ax)["validation"] == ([1, 2, 3], [0.4, 0.7, 0.8])
+    train, validation = loss_ax.lines
+    assert train.get_linestyle() == "-" and validation.get_linestyle() == "--"
+    assert train.get_color() == validation.get_color()  # one colour per run
+
+
+def test_learning_curves_of_several_runs_share_panels():
+    runs = {
+        "sgd": FakeHistory([1.0, 0.8], [0.3, 0.5], [1.1, 0.9], [0.2, 0.4]),
+        "adam": {"loss": [0.7, 0.3, 0.2], "accuracy": [0.6, 0.9, 0.95]},
+    }
+    fig = plot_learning_curves(runs, metrics=["loss"])
+    (ax,) = fig.axes
+    lines = lines_by_label(ax)
+    assert lines == {"sgd train": ([1, 2], [1.0, 0.8]), "sgd validation": ([1, 2], [1.1, 0.9]),
+                     "adam train": ([1, 2, 3], [0.7, 0.3, 0.2])}
+    colours = {line.get_label(): line.get_color() for line in ax.lines}
+    assert colours["sgd train"] == colours["sgd validation"] != colours["adam train"]
+    as_list = plot_learning_curves([runs["adam"], runs["sgd"]], labels=["a", "b"])
+    assert [p.get_title() for p in as_list.axes] == ["loss", "accuracy"]
+    assert "b validation" in lines_by_label(as_list.axes[1])
+
+
+def test_learning_curves_on_given_axes_and_errors():
+    fig, ax = plt.subplots()
+    out = plot_learning_curves({"loss": [3.0, 2.0]}, ax=ax)
+    assert out is fig and lines_by_label(ax) == {"train": ([1, 2], [3.0, 2.0])}
+    with pytest.raises(ValueError, match="1 axes for 2 metrics"):
+        plot_learning_curves({"loss": [1.0], "accuracy": [0.5]}, ax=ax)
+    with pytest.raises(ValueError, match="no per-epoch values"):
+        plot_learning_curves({"name": "run"})
+    with pytest.raises(ValueError, match="1 labels for 2 runs"):
+        plot_learning_curves([{"loss": [1.0]}, {"loss": [2.0]}], labels=["x"])
+
+
+def test_class_histograms_heights_are_counts_per_class():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    y = rng.integers(0, 3, 200)
+    x[5, 1] = np.nan
+    fig = plot_class_histograms(fusion.Tensor(x), y, feature=1, bins=8,
+                                class_names=["a", "b", "c"])
+    ax = fig.axes[0]
+    finite = x[:, 1][np.isfinite(x[:, 1])]
+    edges = np.linspace(finite.min(), finite.max(), 9)
+    heights = [p.get_height() for p in ax.patches]
+    assert len(heights) == 3 * 8
+    for k in range(3):
+        column = x[(y == k) & np.isfinite(x[:, 1]), 1]
+        expected, _ = np.histogram(column, bins=edges)
+        assert heights[8 * k:8 * (k + 1)] == expected.tolist()
+    assert sum(heights) == 199  # every finite value counted once
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
+
+
+def test_class_histograms_by_feature_name():
+    fig = plot_class_histograms([[0.0, 1.0], [1.0, 5.0]], ["M", "B"], feature="radius",
+                                feature_names=["radius", "texture"], bins=2)
+    assert fig.axes[0].get_xlabel() == "radius"
+    # Classes in sorted order: B (value 1.0, upper bin) then M (value 0.0, lower bin).
+    assert [p.get_height() for p in fig.axes[0].patches] == [0.0, 1.0, 1.0, 0.0]
+    with pytest.raises(KeyError, match="no feature 'area'"):
+        plot_class_histograms([[0.0]], [0], feature="area", feature_names=["radius"])
+
+
+def test_scatter_points_per_class(tmp_path):
+    x = np.array([[0.0, 1.0, 9.0], [2.0, 3.0, 9.0], [4.0, 5.0, 9.0], [6.0, 7.0, 9.0]])
+    y = np.array([1, 0, 1, 0])
+    path = tmp_path / "scatter.png"
+    fig = plot_scatter(x, y, features=(2, 0), class_names={0: "benign", 1: "malignant"},
+                       save=path)
+    ax = fig.axes[0]
+    assert [c.get_offsets().tolist() for c in ax.collections] == [
+        [[9.0, 2.0], [9.0, 6.0]], [[9.0, 0.0], [9.0, 4.0]]]
+    assert [c.get_label() for c in ax.collections] == ["benign", "malignant"]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("feature 2", "feature 0")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pair_plot_grid(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 4))
+    y = rng.integers(0, 2, 30)
+    path = tmp_path / "pairs.svg"
+    fig = plot_pairs(x, y, features=[3, 1], feature_names=list("abcd"), bins=5, save=path)
+    axes = np.array(fig.axes[:4]).reshape(2, 2)
+    # Off the diagonal: column feature on x, row feature on y.
+    offsets = np.concatenate([c.get_offsets() for c in axes[0][1].collections])
+    expected = np.concatenate([x[y == k][:, [1, 3]] for k in (0, 1)])
+    np.testing.assert_array_equal(offsets, expected)
+    # On the diagonal: the class histograms of that feature.
+    assert sum(p.get_height() for p in axes[1][1].patches) == 30
+    assert axes[1][0].get_xlabel() == "d" and axes[1][0].get_ylabel() == "b"
+    assert path.read_text().lstrip().startswith("<?xml")
+
+
+def test_confusion_matrix_from_labels_and_from_matrix():
+    y_true = [0, 0, 1, 2, 2, 2, 1]
+    y_pred = [0, 1, 1, 2, 0, 2, 1]
+    fig = plot_confusion_matrix(fusion.Tensor(y_true), np.array(y_pred),
+                                class_names=["x", "y", "z"])
+    ax = fig.axes[0]
+    # Counted by hand: row = true class, column = predicted class.
+    expected = [[1, 1, 0], [0, 2, 0], [1, 0, 2]]
+    assert ax.images[0].get_array().tolist() == expected
+    assert [t.get_text() for t in ax.texts] == [str(v) for row in expected for v in row]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"]
+    normalized = plot_confusion_matrix(np.array(expected), normalize=True).axes[0]
+    np.testing.assert_allclose(normalized.images[0].get_array(),
+                               [[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [1 / 3, 0.0, 2 / 3]])
+    assert normalized.texts[-1].get_text() == "0.67"
+    with pytest.raises(ValueError, match="must be square"):
+        plot_confusion_matrix(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="3 true labels for 2 predictions"):
+        plot_confusion_matrix([0, 1, 1], [0, 1])
+
+
+def test_importing_fusion_viz_does_not_import_matplotlib():
+    import subprocess
+    import sys
+
+    code = ("import sys, fusion, fusion.viz, fusion.viz.plots; "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
