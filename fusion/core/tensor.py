@@ -215,7 +215,7 @@ class Tensor:
         target = get_backend(backend)
         if target is self.data.backend:
             return self
-        moved = Buffer.from_numpy(target, np.ascontiguousarray(self.numpy()), self.dtype)
+        moved = Buffer.from_numpy(target, np.asarray(self.numpy(), order="C"), self.dtype)
         return _wrap(moved, self.requires_grad)
 
     def detach(self) -> Tensor:
