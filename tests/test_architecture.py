@@ -1,0 +1,157 @@
+"""Architecture drawings: the DOT source has the layers, shapes, counts and data flow."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+import fusion
+from fusion import nn
+from fusion.viz.architecture import (
+    INPUT,
+    OUTPUT,
+    draw_architecture,
+    infer_input_shape,
+    trace,
+)
+
+HAVE_DOT = shutil.which("dot") is not None
+
+
+def _id(token: str) -> str:
+    return token.strip().strip('"')
+
+
+def edges(dot) -> set[tuple[str, str]]:
+    found = set()
+    for line in dot.body:
+        match = re.match(r'\s*("[^"]*"|\S+) -> ("[^"]*"|\S+)', line)
+        if match:
+            found.add((_id(match.group(1)), _id(match.group(2))))
+    return found
+
+
+def labels(dot) -> dict[str, str]:
+    found = {}
+    for line in dot.body:
+        match = re.match(r'\s*("[^"]*"|[^\s\[]+) \[label=("(?:[^"\\]|\\.)*"|\S+)', line)
+        if match:
+            found[_id(match.group(1))] = match.group(2).strip('"')
+    return found
+
+
+def mlp() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+def test_sequential_layers_shapes_and_counts(tmp_path):
+    dot = draw_architecture(mlp(), (5, 64))
+    assert edges(dot) == {(INPUT, "0"), ("0", "1"), ("1", "2"), ("2", OUTPUT)}
+    found = labels(dot)
+    # Parameter counts by hand: 64 * 32 weights + 32 biases; 32 * 10 + 10.
+    assert found["0"].splitlines() == ["0: Linear", "in_features=64, out_features=32, bias=True",
+                                       "out (5, 32)", "2,080 parameters"]
+    assert found["1"].splitlines() == ["1: ReLU", "out (5, 32)"]
+    assert "out (5, 10)" in found["2"] and "330 parameters" in found["2"]
+    assert found[INPUT].splitlines() == ["input", "(5, 64)"]
+    assert found[OUTPUT].splitlines() == ["output", "(5, 10)"]
+    assert "2,410 parameters (2,410 trainable)" in dot.source
+    if HAVE_DOT:
+        path = dot.render(tmp_path / "mlp", format="svg")
+        svg = open(path).read()
+        assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+        assert "2,080 parameters" in svg
+
+
+class Residual(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.fc = nn.Linear(width, width)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.fc(x)) + x
+
+
+def residual_model() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(4, 8), Residual(8), nn.BatchNorm1d(8), nn.Dropout(0.5),
+                         nn.Sequential(nn.Linear(8, 3)))
+
+
+def test_skip_connections_and_frames_follow_the_computation():
+    dot = draw_architecture(residual_model(), (6, 4))
+    assert edges(dot) == {
+        (INPUT, "0"), ("0", "1.fc"), ("1.fc", "1.act"),
+        ("1.act", "2"), ("0", "2"),  # the block's sum reads its input too: a skip edge
+        ("2", "3"), ("3", "4.0"), ("4.0", OUTPUT),
+    }
+    assert "subgraph cluster_1 {" in dot.source and "subgraph cluster_4 {" in dot.source
+    assert 'label="1: Residual (72 parameters)"' in dot.source
+    assert "out (6, 3)" in labels(dot)["4.0"]
+
+
+def test_depth_collapses_modules_into_one_box():
+    dot = draw_architecture(residual_model(), (6, 4), depth=1)
+    assert edges(dot) == {(INPUT, "0"), ("0", "1"), ("1", "2"), ("2", "3"), ("3", "4"),
+                          ("4", OUTPUT)}
+    assert "cluster" not in dot.source
+    assert labels(dot)["1"].splitlines() == ["1: Residual", "out (6, 8)", "72 parameters"]
+
+
+def test_tracing_leaves_the_model_as_it_was():
+    model = residual_model()
+    model.train()
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    draw_architecture(model, (6, 4))
+    assert all(m.training for m in model.modules())
+    assert all("forward" not in vars(m) for m in model.modules())
+    after = model.state_dict()
+    for key, value in before.items():  # BatchNorm's running statistics untouched too
+        np.testing.assert_array_equal(after[key].numpy(), value)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_failing_forward_restores_the_model():
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(5, 1))
+    with pytest.raises(Exception):  # noqa: B017  (the shapes do not chain: any error)
+        trace(model, (1, 3))
+    assert all("forward" not in vars(m) for m in model.modules())
+    assert model.training
+
+
+def test_a_layer_called_twice_gets_two_boxes():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.fc(self.fc(x))
+
+    calls, out = trace(Twice(), (2, 3))
+    assert [c.node for c in calls] == ["fc", "fc#2", OUTPUT]
+    assert [c.sources for c in calls] == [[INPUT], ["fc"], ["fc#2"]]
+    assert out == [(2, 3)]
+
+
+def test_without_an_input_shape_layers_chain_in_registration_order():
+    dot = draw_architecture(mlp())
+    assert edges(dot) == {(INPUT, "0"), ("0", "1"), ("1", "2"), ("2", OUTPUT)}
+    assert "out (" not in dot.source
+    assert labels(dot)[INPUT] == "input"
+
+
+def test_example_input_and_single_layer_model():
+    dot = draw_architecture(nn.Linear(3, 2), example=fusion.ones(4, 3))
+    assert edges(dot) == {(INPUT, "Linear"), ("Linear", OUTPUT)}
+    assert "(model): Linear" in labels(dot)["Linear"]
+
+
+def test_infer_input_shape_and_errors():
+    assert infer_input_shape(mlp()) == (1, 64)
+    assert infer_input_shape(nn.Sequential(nn.ReLU())) is None
+    with pytest.raises(ValueError, match="input_shape or an example"):
+        trace(mlp())
