@@ -53,6 +53,14 @@ bool = bool_  # noqa: A001  (fusion.bool, as torch.bool)
 __version__ = "0.1.0"
 
 _SUBMODULES = {"nn", "optim", "data", "datasets", "metrics", "train", "viz", "testing"}
+#: Functions of submodules offered at the top (fusion.save, fusion.load), loaded on first use.
+_LAZY_ATTRIBUTES = {
+    "save": "nn.serialization",
+    "load": "nn.serialization",
+    "save_state_dict": "nn.serialization",
+    "load_state_dict": "nn.serialization",
+    "FusionSerializationError": "nn.serialization",
+}
 
 
 def __getattr__(name):
@@ -61,4 +69,8 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY_ATTRIBUTES:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY_ATTRIBUTES[name]}"), name)
     raise AttributeError(f"module 'fusion' has no attribute {name!r}")
