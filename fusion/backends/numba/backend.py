@@ -1,0 +1,316 @@
+"""The numba backend class: validates, lays out and allocates; the kernels only loop.
+
+``data`` is a numpy ndarray, as in the numpy backend (numba compiles functions of numpy
+arrays), so creation, transfer and the movement primitives are numpy views, exactly as there.
+Importing this module does not import numba: the kernels are loaded when the registry first
+instantiates :class:`NumbaBackend`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from fusion.core.backend import Backend
+from fusion.core.dtypes import DType
+
+from . import config, threads
+
+# Where the numba kernels fall back to numpy (the contraction, tiny reductions' merges), the
+# documented results inf/-inf/nan are not warnings; see fusion/backends/numpy/backend.py.
+warnings.filterwarnings(
+    "ignore",
+    message=r"(divide by zero|overflow|invalid value|underflow) encountered",
+    category=RuntimeWarning,
+    module=r"fusion\.",
+)
+
+_INT_KINDS = "iu"
+
+
+def _require_float(name: str, x: np.ndarray) -> None:
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name} expects a float32 or float64 array, got {x.dtype}")
+
+
+def _require_numeric(name: str, x: np.ndarray) -> None:
+    if x.dtype.kind == "b":
+        raise TypeError(f"{name} is not defined for bool arrays (got {x.dtype})")
+
+
+def _is_scalar_broadcast(a: np.ndarray) -> bool:
+    """All elements share one memory location (an expanded constant)."""
+    return a.size > 1 and all(s == 0 or n == 1 for s, n in zip(a.strides, a.shape))
+
+
+def _flat(a: np.ndarray, n: int) -> np.ndarray:
+    """``a`` as the 1-D contiguous operand a kernel takes: size ``n``, or size 1 if broadcast."""
+    if a.size == n and a.flags.c_contiguous:
+        return a.reshape(-1)
+    if _is_scalar_broadcast(a):
+        return a.reshape(-1)[:1].copy()
+    return np.ascontiguousarray(a).reshape(-1)
+
+
+def _shared_broadcast(arrays: tuple[np.ndarray, ...]) -> tuple[tuple[np.ndarray, ...], bool]:
+    """Drop the axes along which every operand is broadcast (stride 0): compute once, expand."""
+    shape = arrays[0].shape
+    axes = [i for i, n in enumerate(shape) if n > 1 and all(a.strides[i] == 0 for a in arrays)]
+    if not axes:
+        return arrays, False
+    index = tuple(slice(0, 1) if i in axes else slice(None) for i in range(len(shape)))
+    return tuple(a[index] for a in arrays), True
+
+
+def _contiguous_order(x: np.ndarray) -> tuple[int, ...] | None:
+    """An axis order that makes ``x`` C-contiguous (x is a permuted contiguous array), or None."""
+    order = tuple(sorted(range(x.ndim), key=lambda i: -x.strides[i]))
+    return order if x.transpose(order).flags.c_contiguous else None
+
+
+def _nonempty_parts(n: int, want: int) -> int:
+    """How many of ``want`` aligned spans of ``range(n)`` (kernels._span) are non-empty."""
+    step = -(-n // want)
+    step = -(-step // 64) * 64
+    return -(-n // step)
+
+
+class NumbaBackend(Backend):
+    """Every primitive as a numba kernel (see :mod:`fusion.backends.numba`)."""
+
+    capabilities = frozenset({"float64", "int64", "views"})
+
+    def __init__(self) -> None:
+        import numba
+
+        self.version = numba.__version__
+        self._k = config.load_kernels()
+        self._numba = numba
+        self.parallel_min = config.parallel_min()
+        threads.apply_policy()
+
+    # --- choosing a kernel ---------------------------------------------------------------
+    def _parallel(self, work: int) -> bool:
+        return work >= self.parallel_min and self._numba.get_num_threads() > 1
+
+    def _kernel(self, name: str, work: int):
+        return getattr(self._k, f"{name}_par" if self._parallel(work) else name)
+
+    # --- elementwise ---------------------------------------------------------------------
+    def _map(self, name: str, out_dtype, *operands: np.ndarray) -> np.ndarray:
+        """Run elementwise kernel ``name`` over operands of one shape; result ``out_dtype``."""
+        shape = operands[0].shape
+        if operands[0].size == 0:
+            return np.empty(shape, out_dtype)
+        operands, expanded = _shared_broadcast(operands)
+        n = operands[0].size
+        flat = [_flat(a, n) for a in operands]
+        out = np.empty(n, out_dtype)
+        self._kernel(name, n)(*flat, out)
+        result = out.reshape(operands[0].shape)
+        return np.broadcast_to(result, shape) if expanded else result
+
+    # --- creation and transfer -------------------------------------------------------------
+    def from_numpy(self, array):
+        return np.asarray(array)
+
+    def to_numpy(self, x):
+        return x
+
+    def full(self, shape, value, dtype: DType):
+        return np.full(shape, value, dtype=dtype.np)
+
+    # --- unary ---------------------------------------------------------------------------
+    def neg(self, x):
+        _require_numeric("neg", x)
+        return self._map("neg", x.dtype, x)
+
+    def exp(self, x):
+        _require_float("exp", x)
+        return self._map("exp", x.dtype, x)
+
+    def log(self, x):
+        _require_float("log", x)
+        return self._map("log", x.dtype, x)
+
+    def sqrt(self, x):
+        _require_float("sqrt", x)
+        return self._map("sqrt", x.dtype, x)
+
+    def recip(self, x):
+        _require_float("recip", x)
+        return self._map("recip", x.dtype, x)
+
+    def sin(self, x):
+        _require_float("sin", x)
+        return self._map("sin", x.dtype, x)
+
+    def cast(self, x, dtype: DType):
+        if x.dtype == dtype.np:
+            return x
+        return self._map("cast", dtype.np, x)
+
+    # --- binary --------------------------------------------------------------------------
+    def add(self, x, y):
+        return self._map("add", x.dtype, x, y)
+
+    def sub(self, x, y):
+        _require_numeric("sub", x)
+        return self._map("sub", x.dtype, x, y)
+
+    def mul(self, x, y):
+        return self._map("mul", x.dtype, x, y)
+
+    def div(self, x, y):
+        _require_numeric("div", x)
+        return self._map("div", x.dtype, x, y)
+
+    def pow(self, x, y):
+        if x.dtype.kind in _INT_KINDS and y.size and (np.min(y) < 0):
+            raise ValueError("Integers to negative integer powers are not allowed.")
+        return self._map("pow", x.dtype, x, y)
+
+    def maximum(self, x, y):
+        return self._map("maximum", x.dtype, x, y)
+
+    def cmpeq(self, x, y):
+        return self._map("cmpeq", np.bool_, x, y)
+
+    def cmplt(self, x, y):
+        return self._map("cmplt", np.bool_, x, y)
+
+    # --- ternary -------------------------------------------------------------------------
+    def where(self, cond, x, y):
+        if cond.size and (_is_scalar_broadcast(cond) or cond.size == 1):
+            chosen = x if cond.reshape(-1)[0] else y  # a broadcast condition picks one side
+            return chosen.copy()
+        return self._map("where", x.dtype, cond, x, y)
+
+    # --- reduce --------------------------------------------------------------------------
+    def reduce_sum(self, x, axes):
+        return self._reduce("sum", x, tuple(axes))
+
+    def reduce_max(self, x, axes):
+        return self._reduce("max", x, tuple(axes))
+
+    def _reduce(self, op: str, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        out_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+        if math.prod(x.shape[i] for i in axes) == 0:
+            if op == "max":
+                raise ValueError("zero-size array to reduction operation maximum which has no "
+                                 "identity")
+            return np.zeros(out_shape, x.dtype)
+        if x.size == 0:
+            return np.empty(out_shape, x.dtype)
+        order = _contiguous_order(x)
+        if order is None:
+            return self._reduce_contiguous(op, np.ascontiguousarray(x), axes)
+        # A permuted contiguous array (a transposed view): reduce the underlying layout and
+        # permute the result back, instead of copying.
+        base_axes = tuple(sorted(order.index(a) for a in axes))
+        result = self._reduce_contiguous(op, x.transpose(order), base_axes)
+        return result.transpose(np.argsort(order))
+
+    def _reduce_contiguous(self, op: str, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        """Reduce a C-contiguous ``x``: one (A, R, B) pass per run of adjacent reduced axes."""
+        out_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+        # Runs of adjacent reduced / kept axes, size-1 axes dropped: [[size, reduced], ...].
+        runs: list[list] = []
+        for i, n in enumerate(x.shape):
+            if n == 1:
+                continue
+            if runs and runs[-1][1] == (i in axes):
+                runs[-1][0] *= n
+            else:
+                runs.append([n, i in axes])
+        work = x.reshape(-1)
+        while any(reduced for _, reduced in runs):
+            j = max(i for i, (_, reduced) in enumerate(runs) if reduced)
+            a = math.prod(n for n, _ in runs[:j])
+            b = math.prod(n for n, _ in runs[j + 1:])
+            work = self._reduce_axis1(op, work.reshape(a, runs[j][0], b))
+            runs = runs[:j] + runs[j + 1:]
+            if 0 < j < len(runs):  # the kept runs on either side are now adjacent
+                runs[j - 1:j + 1] = [[runs[j - 1][0] * runs[j][0], False]]
+        result = work.reshape(out_shape)
+        if result.dtype != x.dtype:
+            result = result.astype(x.dtype)  # float64 -> float32, int64 -> int32 or bool
+        return result
+
+    def _reduce_axis1(self, op: str, x3: np.ndarray) -> np.ndarray:
+        """Reduce axis 1 of a C-contiguous (A, R, B) array to an (A, B) array.
+
+        Sums come back in the accumulator dtype (float64 or int64), maxima in x3's dtype.
+        """
+        a, r, b = x3.shape
+        if op == "sum":
+            acc = np.float64 if x3.dtype.kind == "f" else np.int64
+            new = np.zeros
+        else:
+            acc = x3.dtype
+            new = np.empty
+        nt = self._numba.get_num_threads()
+        parallel = self._parallel(x3.size)
+        k = self._k
+        if b == 1:
+            x2 = x3.reshape(a, r)
+            if not parallel:
+                out = new(a, acc)
+                (k.sum_rows if op == "sum" else k.max_rows)(x2, out)
+            elif a >= nt:
+                out = new(a, acc)
+                (k.sum_rows_par if op == "sum" else k.max_rows_par)(x2, out)
+            else:  # few long rows: each thread reduces a span of every row, then merge
+                partial = new((a, _nonempty_parts(r, nt)), acc)
+                (k.sum_rows_split if op == "sum" else k.max_rows_split)(x2, partial)
+                out = partial.sum(axis=1) if op == "sum" else partial.max(axis=1)
+            return out.reshape(a, 1)
+        if not parallel:
+            out = new((a, b), acc)
+            (k.sum_cols if op == "sum" else k.max_cols)(x3, out)
+        elif a >= nt:
+            out = new((a, b), acc)
+            (k.sum_cols_par if op == "sum" else k.max_cols_par)(x3, out)
+        elif a * b * nt <= (1 << 20) and r >= 64 * nt:  # merge cost is small: split the rows
+            partial = new((_nonempty_parts(r, nt), a, b), acc)
+            (k.sum_cols_split_r if op == "sum" else k.max_cols_split_r)(x3, partial)
+            out = partial.sum(axis=0) if op == "sum" else partial.max(axis=0)
+        else:
+            out = new((a, b), acc)
+            (k.sum_cols_split_b if op == "sum" else k.max_cols_split_b)(x3, out)
+        return out
+
+    # --- movement: numpy views, as in the numpy backend ----------------------------------
+    def reshape(self, x, shape):
+        return np.reshape(x, shape)
+
+    def expand(self, x, shape):
+        return np.broadcast_to(x, shape)
+
+    def permute(self, x, order):
+        return np.transpose(x, order)
+
+    def pad(self, x, widths, value):
+        shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths))
+        out = np.empty(shape, x.dtype)
+        out[...] = value  # assignment converts ``value`` exactly as np.pad does
+        out[tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape, widths))] = x
+        return out
+
+    def shrink(self, x, bounds):
+        return x[tuple(slice(start, stop) for start, stop in bounds)]
+
+    def flip(self, x, axes):
+        return np.flip(x, axes)
+
+    # --- contraction ---------------------------------------------------------------------
+    def contract(self, x, y):
+        """Batched matmul through numpy's ``matmul``, i.e. BLAS (OpenBLAS) for float dtypes.
+
+        BLAS is faster than any loop numba compiles; see :mod:`.threads` for how its threads
+        and numba's share the cores.
+        """
+        with threads.blas_region():
+            return np.matmul(x, y)

@@ -1,0 +1,70 @@
+"""Settings of the numba backend, read from the environment when the backend starts.
+
+This module does not import numba; :func:`load_kernels` does, on the backend's first use.
+
+=============================  ================================================================
+``FUSION_NUMBA_CACHE_DIR``     where compiled kernels are cached; default: ``NUMBA_CACHE_DIR``
+                               if set, else numba's own default (``__pycache__`` next to the
+                               kernels, or a per-user cache directory when that is read-only)
+``FUSION_NUMBA_PARALLEL_MIN``  elements from which a kernel runs on all numba threads
+                               (default 262144); smaller work runs serially, on the caller
+``NUMBA_NUM_THREADS``          numba's thread count (also ``numba.set_num_threads`` at run time)
+``PYTEST_XDIST_WORKER``        set by pytest-xdist: each worker gets its own cache subdirectory
+=============================  ================================================================
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from types import ModuleType
+
+CACHE_DIR_ENV = "FUSION_NUMBA_CACHE_DIR"
+PARALLEL_MIN_ENV = "FUSION_NUMBA_PARALLEL_MIN"
+DEFAULT_PARALLEL_MIN = 1 << 18
+
+
+def cache_dir(environ: dict | os._Environ = os.environ) -> str | None:
+    """The directory the kernels are cached in, or None for numba's default location.
+
+    Parallel test workers (pytest-xdist sets ``PYTEST_XDIST_WORKER``) each get a subdirectory
+    of their own, so that two processes never write one cache index at the same time.
+
+    >>> cache_dir({"FUSION_NUMBA_CACHE_DIR": "/tmp/k", "PYTEST_XDIST_WORKER": "gw1"})
+    '/tmp/k/gw1'
+    """
+    base = environ.get(CACHE_DIR_ENV) or environ.get("NUMBA_CACHE_DIR") or None
+    worker = environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        base = base or str(Path(tempfile.gettempdir()) / "fusion-numba-cache")
+        return str(Path(base) / worker)
+    return base
+
+
+def parallel_min(environ: dict | os._Environ = os.environ) -> int:
+    """The number of elements from which kernels run in parallel."""
+    value = environ.get(PARALLEL_MIN_ENV, "")
+    try:
+        return int(value) if value else DEFAULT_PARALLEL_MIN
+    except ValueError:
+        raise ValueError(f"{PARALLEL_MIN_ENV} must be an integer, got {value!r}") from None
+
+
+def load_kernels() -> ModuleType:
+    """Import numba and the kernels, caching them in :func:`cache_dir`.
+
+    numba fixes a function's cache location when the function is decorated, so the directory
+    is set only while the kernel modules are imported; numba code outside Fusion keeps its own.
+    """
+    from numba.core import config as numba_config
+
+    directory = cache_dir()
+    previous = numba_config.CACHE_DIR
+    if directory is not None:
+        numba_config.CACHE_DIR = directory
+    try:
+        from . import kernels
+    finally:
+        numba_config.CACHE_DIR = previous
+    return kernels
