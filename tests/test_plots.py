@@ -73,6 +73,23 @@ def test_learning_curves_of_several_runs_share_panels():
     assert "b validation" in lines_by_label(as_list.axes[1])
 
 
+def test_learning_curves_from_a_fit_history():
+    from fusion.train import History
+
+    history = History()
+    for epoch, (loss, acc, lr) in enumerate([(0.8, 0.6, 0.1), (0.6, 0.7, 0.05)], start=3):
+        history.append({"loss": loss, "accuracy": acc, "lr": lr}, epoch=epoch)
+    fig = plot_learning_curves(history)
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]  # lr only when asked
+    assert lines_by_label(fig.axes[1]) == {"train": ([3, 4], [0.6, 0.7])}  # its epochs on x
+    from_json = {"epoch": [1, 2], "loss": [1.0, None], "val_loss": [2.0, 1.5]}
+    (ax,) = plot_learning_curves(from_json).axes
+    x, y = lines_by_label(ax)["train"]
+    assert x == [1, 2] and y[0] == 1.0 and np.isnan(y[1])
+    lr_fig = plot_learning_curves(history, metrics=["lr"])
+    assert lines_by_label(lr_fig.axes[0]) == {"train": ([3, 4], [0.1, 0.05])}
+
+
 def test_learning_curves_on_given_axes_and_errors():
     fig, ax = plt.subplots()
     out = plot_learning_curves({"loss": [3.0, 2.0]}, ax=ax)

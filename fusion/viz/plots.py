@@ -84,11 +84,17 @@ def _class_name(label, class_names: Sequence[str] | Mapping | None) -> str:
 
 # --- learning curves -------------------------------------------------------------------
 def _history_dict(history: Any) -> dict[str, list[float]]:
-    """The per-epoch lists of a History-like object or mapping: ``{"loss": [...], ...}``."""
+    """The per-epoch lists of a History-like object or mapping: ``{"loss": [...], ...}``.
+
+    An ``epoch`` list (``History.epoch``, or the key of ``History.to_dict()``) is kept under
+    ``"epoch"``: it gives the x values.
+    """
     if isinstance(history, Mapping):
-        source = history
+        source = dict(history)
     elif isinstance(getattr(history, "history", None), Mapping):
-        source = history.history
+        source = dict(history.history)
+        if isinstance(getattr(history, "epoch", None), Sequence):
+            source.setdefault("epoch", history.epoch)
     elif callable(getattr(history, "to_dict", None)):
         source = history.to_dict()
     else:
@@ -98,9 +104,14 @@ def _history_dict(history: Any) -> dict[str, list[float]]:
         if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):
             continue
         array = np.asarray(values, dtype=object)
-        if array.ndim == 1 and all(isinstance(v, int | float | np.number) for v in array):
-            out[str(key)] = [float(v) for v in array]
+        if array.ndim == 1 and all(isinstance(v, int | float | np.number) or v is None
+                                   for v in array):
+            out[str(key)] = [np.nan if v is None else float(v) for v in array]
     return out
+
+
+# Keys of a history that are not curves to plot by default.
+_NOT_CURVES = ("epoch", "lr")
 
 
 def _runs(histories, labels: Sequence[str] | None) -> list[tuple[str, dict[str, list[float]]]]:
@@ -128,7 +139,8 @@ def plot_learning_curves(histories, metrics: Sequence[str] | None = None, *,
     ``histories`` is one training history (a ``History`` or a mapping such as
     ``{"loss": [...], "val_loss": [...], "accuracy": [...]}``), a list of them, or a mapping of
     run names to them: each run gets its own colour on the same panels. ``metrics`` names the
-    panels (default: every key without ``val_`` found in a run, loss first).
+    panels (default: every key without ``val_`` found in a run, loss first, except the
+    learning rate ``lr``, which can be asked for). The x axis is the epoch number.
 
     >>> fig = plot_learning_curves({"loss": [0.9, 0.5, 0.4], "val_loss": [1.0, 0.7, 0.6]})
     >>> fig.axes[0].lines[0].get_ydata().tolist()
@@ -136,7 +148,8 @@ def plot_learning_curves(histories, metrics: Sequence[str] | None = None, *,
     """
     runs = _runs(histories, labels)
     if metrics is None:
-        found = [k for _, h in runs for k in h if not k.startswith("val_")]
+        found = [k for _, h in runs for k in h
+                 if not k.startswith("val_") and k not in _NOT_CURVES]
         found += [k[4:] for _, h in runs for k in h if k.startswith("val_")]
         metrics = sorted(dict.fromkeys(found), key=lambda k: (k != "loss", found.index(k)))
     metrics = list(metrics)
@@ -158,8 +171,11 @@ def plot_learning_curves(histories, metrics: Sequence[str] | None = None, *,
                 if key not in history:
                     continue
                 values = history[key]
+                epochs = history.get("epoch", [])
+                if len(epochs) != len(values):
+                    epochs = np.arange(1, len(values) + 1)
                 name = f"{run} {kind}" if run else kind
-                panel.plot(np.arange(1, len(values) + 1), values, style, color=colour, label=name)
+                panel.plot(epochs, values, style, color=colour, label=name)
         panel.set_xlabel("epoch")
         panel.set_ylabel(metric)
         panel.set_title(metric)
