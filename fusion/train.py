@@ -184,7 +184,8 @@ def _copy_state(model) -> dict[str, np.ndarray]:
 
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
-    epochs; with ``restore_best_weights`` the model ends with the weights of its best epoch.
+    epochs in a row; with ``restore_best_weights`` the model ends with the weights of its best
+    epoch.
 
     ``mode`` "auto" minimises losses and maximises names with acc, f1, precision, recall.
     After training, ``best_epoch`` (from 1), ``best`` and ``stopped_epoch`` (0 if it never
@@ -234,7 +235,7 @@ class EarlyStopping(Callback):
                 self.best_weights = _copy_state(self.model)
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch + 1
             self.stop_training = True
 
