@@ -213,6 +213,7 @@ class BackendEntry:
     plugin: str
     version: str | None
     aliases: tuple[str, ...] = ()
+    package: str | None = None  # the distribution that installed the plugin, "name version"
     instance: Backend | None = None
     error: str | None = None  # why it could not start, once tried
 
@@ -227,6 +228,7 @@ class BackendEntry:
 class PluginFailure:
     plugin: str
     error: str
+    package: str | None = None
 
 
 @dataclass
@@ -249,27 +251,29 @@ class Registry:
             if eps is None:
                 eps = list(entry_points(group=ENTRY_POINT_GROUP))
             found = {ep.value for ep in eps}
-            plugins = [(ep.name, ep.load, _dist_version(ep)) for ep in eps]
+            plugins = [(ep.name, ep.load, _dist_version(ep), _dist_label(ep)) for ep in eps]
             for name, module in BUILTIN_PLUGINS.items():
                 if module not in found:  # a source tree that was never pip-installed
-                    plugins.append((name, _importer(module), None))
-            for name, loader, version in plugins:
-                self._load_plugin(name, loader, version)
+                    plugins.append((name, _importer(module), None, "fusion (source tree)"))
+            for name, loader, version, package in plugins:
+                self._load_plugin(name, loader, version, package)
 
-    def _load_plugin(self, plugin_name: str, loader, version: str | None) -> None:
+    def _load_plugin(self, plugin_name: str, loader, version: str | None,
+                     package: str | None = None) -> None:
         try:
             plugin = loader()
             manager = pluggy.PluginManager(PROJECT)
             manager.add_hookspecs(hookspecs)
             manager.register(plugin, name=plugin_name)
             for impl in manager.hook.fusion_register_backends.get_hookimpls():
-                impl.function(register=self._register_callback(plugin, plugin_name, version))
+                impl.function(register=self._register_callback(plugin, plugin_name, version,
+                                                               package))
         except Exception as exc:
-            self._fail(plugin_name, exc)
+            self._fail(plugin_name, exc, package)
 
-    def _fail(self, plugin_name: str, exc: Exception) -> None:
+    def _fail(self, plugin_name: str, exc: Exception, package: str | None = None) -> None:
         message = f"{type(exc).__name__}: {exc}"
-        self.failures.append(PluginFailure(plugin_name, message))
+        self.failures.append(PluginFailure(plugin_name, message, package))
         if os.environ.get(STRICT_ENV, "") not in ("", "0"):
             raise BackendError(f"backend plugin {plugin_name!r} failed: {message}") from exc
         warnings.warn(
@@ -278,19 +282,23 @@ class Registry:
             stacklevel=4,
         )
 
-    def _register_callback(self, plugin, plugin_name: str, version: str | None):
+    def _register_callback(self, plugin, plugin_name: str, dist_version: str | None,
+                           package: str | None = None):
         module = getattr(plugin, "__name__", type(plugin).__module__)
         builtin = module in BUILTIN_PLUGINS.values()
 
-        def register(name, backend, *, aliases=(), version=version):
+        def register(name, backend, *, aliases=(), version=None):
+            # the plugin's word, else the backend's own `version`, else its distribution's
+            own = getattr(backend, "version", None)
+            version = version or (own if isinstance(own, str) else None) or dist_version
             self.register(name, backend, aliases=aliases, version=version,
-                          plugin=plugin_name, builtin=builtin)
+                          plugin=plugin_name, builtin=builtin, package=package)
 
         return register
 
     # --- registration --------------------------------------------------------------------
     def register(self, name, backend, *, aliases=(), version=None, plugin="<direct>",
-                 builtin=False) -> None:
+                 builtin=False, package=None) -> None:
         """Validate and add one backend. Raises BackendRegistrationError naming the plugin."""
         with self._lock:
             names = (name, *aliases)
@@ -311,7 +319,8 @@ class Registry:
                 raise BackendRegistrationError(
                     f"plugin {plugin!r}: backend {name!r} lacks the primitives "
                     f"{', '.join(missing)}")
-            self.entries[name] = BackendEntry(name, backend, plugin, version, tuple(aliases))
+            self.entries[name] = BackendEntry(name, backend, plugin, version, tuple(aliases),
+                                              package)
             for alias in aliases:
                 self.aliases[alias] = name
 
@@ -357,6 +366,13 @@ def _importer(module: str):
 def _dist_version(ep: EntryPoint) -> str | None:
     dist = getattr(ep, "dist", None)
     return getattr(dist, "version", None)
+
+
+def _dist_label(ep: EntryPoint) -> str | None:
+    """``"name version"`` of the distribution that declares ``ep``, if it is known."""
+    dist = getattr(ep, "dist", None)
+    name = getattr(dist, "name", None)
+    return None if name is None else f"{name} {dist.version}"
 
 
 registry = Registry()
@@ -413,11 +429,12 @@ def available_backends() -> list[str]:
 
 
 def backend_info() -> list[dict]:
-    """One row per installed backend and per plugin that failed: name, version, plugin, status."""
+    """One row per installed backend and per plugin that failed: name, version, plugin,
+    package (the distribution that installed it), aliases and status."""
     registry.load()
-    rows = [dict(name=e.name, version=e.version, plugin=e.plugin, aliases=list(e.aliases),
-                 status=e.status) for e in registry.entries.values()]
-    rows += [dict(name=None, version=None, plugin=f.plugin, aliases=[],
+    rows = [dict(name=e.name, version=e.version, plugin=e.plugin, package=e.package,
+                 aliases=list(e.aliases), status=e.status) for e in registry.entries.values()]
+    rows += [dict(name=None, version=None, plugin=f.plugin, package=f.package, aliases=[],
                   status=f"failed: {f.error}") for f in registry.failures]
     return rows
 

@@ -23,7 +23,8 @@ def fusion_register_backends(register: Callable[..., None]) -> None:
         backend. ``name`` is what users select (``FUSION_BACKEND=name``); ``backend`` is a
         :class:`fusion.Backend` subclass (instantiated lazily, on first use) or an instance;
         ``aliases`` are further names for it; ``version`` is shown by ``fusion.backend_info()``
-        and defaults to the version of the plugin's distribution. Fusion checks the backend
+        and defaults to the backend's ``version`` attribute, else to the version of the
+        plugin's distribution. Fusion checks the backend
         here: a missing primitive, a taken name or a built-in name is refused with an error
         naming the plugin.
     """
