@@ -432,4 +432,4 @@ def test_history_csv_and_json_round_trip(tmp_path):
     assert math.isnan(again["val_loss"][0]) and again["val_loss"][1] == 0.625
     assert again.best("accuracy") == (2, 0.75)
     with pytest.raises(KeyError, match="'val_accuracy'"):
-        history["val_accuracy"]
+        _ = history["val_accuracy"]

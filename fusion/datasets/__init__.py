@@ -8,7 +8,7 @@ and MNIST (from its IDX files, downloaded once and checksummed if asked).
 """
 
 from .bundled import Bunch, breast_cancer, digits
-from .mnist import (
+from .idx import (
     MNIST_FILES,
     MNIST_MIRRORS,
     DownloadError,
