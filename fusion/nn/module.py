@@ -213,7 +213,8 @@ class Module:
                 yield (f"{prefix}.{key}" if prefix else key), value
 
     def named_parameters(self, recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
-        """``(dotted name, parameter)`` in registration order; a shared parameter once.
+        """``(dotted name, parameter)``: a module's own parameters, then each submodule's,
+        in the order they were assigned (as PyTorch lists them); a shared parameter once.
 
         >>> [name for name, _ in Sequential(Linear(2, 3), ReLU()).named_parameters()]
         ['0.weight', '0.bias']
