@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .backend import Backend
 from .dtypes import DType, bool_
 
@@ -65,8 +67,9 @@ class Buffer:
         """A buffer of this one's shape, dtype and backend, every element ``value``."""
         return Buffer.constant(self.backend, self.shape, value, self.dtype)
 
-    def numpy(self):
-        return self.backend.to_numpy(self.data)
+    def numpy(self) -> np.ndarray:
+        # numpy's ufuncs give 0-d results as numpy scalars; users are promised an array
+        return np.asarray(self.backend.to_numpy(self.data))
 
     # --- unary ---------------------------------------------------------------------------
     def neg(self) -> Buffer:
