@@ -147,20 +147,20 @@ def _parse(field: str) -> float | None:
         return None
 
 
-def read_numeric_csv(path: str | os.PathLike, header: bool | None = None,
-                     delimiter: str = ",") -> tuple[list[str], np.ndarray]:
-    """The numeric columns of a CSV file as (names, float64 array of shape (rows, columns)).
+def read_csv(path: str | os.PathLike, header: bool | None = None,
+             delimiter: str = ",") -> tuple[list[str], list[list[str]]]:
+    """The column names and the rows of fields of a CSV file (blank lines skipped).
 
     ``header=None`` guesses: the first row is a header when none of its fields is a number.
     Without one, a column is named by its position (``"0"``, ``"1"``, ...), as pandas does.
-    A column with a field that is neither a number nor a missing marker is skipped.
+    Every row must have as many fields as the first.
 
-    >>> names, array = read_numeric_csv("data.csv")  # doctest: +SKIP
+    >>> names, rows = read_csv("data.csv")  # doctest: +SKIP
     """
     with open(path, newline="") as f:
         rows = [row for row in csv.reader(f, delimiter=delimiter) if row]
     if not rows:
-        return [], np.empty((0, 0))
+        return [], []
     if header is None:
         header = all(_parse(field) is None for field in rows[0])
     names = [name.strip() for name in rows[0]] if header else [str(i) for i in range(len(rows[0]))]
@@ -168,6 +168,19 @@ def read_numeric_csv(path: str | os.PathLike, header: bool | None = None,
     for line, row in enumerate(body, start=2 if header else 1):
         if len(row) != len(names):
             raise ValueError(f"{path}: line {line} has {len(row)} fields, expected {len(names)}")
+    return names, body
+
+
+def read_numeric_csv(path: str | os.PathLike, header: bool | None = None,
+                     delimiter: str = ",") -> tuple[list[str], np.ndarray]:
+    """The numeric columns of a CSV file as (names, float64 array of shape (rows, columns)).
+
+    The header is found as :func:`read_csv` does. A column with a field that is neither a
+    number nor a missing marker (empty, NA, NaN, null, ...) is skipped.
+
+    >>> names, array = read_numeric_csv("data.csv")  # doctest: +SKIP
+    """
+    names, body = read_csv(path, header, delimiter)
     parsed = [[_parse(field) for field in row] for row in body]
     keep = [j for j in range(len(names)) if all(row[j] is not None for row in parsed)]
     array = np.array([[row[j] for j in keep] for row in parsed], dtype=np.float64)

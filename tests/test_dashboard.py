@@ -1,0 +1,224 @@
+"""The training dashboard: its record of a run, its report, and its page in a real browser.
+
+The browser test drives Debian's chromium through chromedriver (selenium). It is skipped only
+when chromium, chromedriver or selenium is missing; CI installs them. The screenshot it takes
+is kept under the test's tmp path and copied to $FUSION_ARTIFACTS when that is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import urllib.request
+
+import numpy as np
+import pytest
+
+pytest.importorskip("bokeh")
+
+import fusion  # noqa: E402
+from fusion import nn, optim  # noqa: E402
+from fusion.data import DataLoader, TensorDataset  # noqa: E402
+from fusion.train import fit  # noqa: E402
+from fusion.viz.dashboard import (  # noqa: E402
+    BATCHES,
+    DESCRIBE,
+    EPOCHS,
+    HISTOGRAM,
+    STATUS,
+    Dashboard,
+    DashboardCallback,
+)
+
+CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))
+                 if p), None)
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def two_blobs(n: int = 96, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 4)) + y[:, None] * np.array([2.0, -1.0, 0.5, 0.0])
+    return x.astype(np.float32), y
+
+
+def train(callback, epochs: int = 3, batch_size: int = 32):
+    fusion.manual_seed(0)
+    x, y = two_blobs()
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True)
+    val = DataLoader(TensorDataset(x[:32], y[:32]), batch_size=32)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    return fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), loader,
+               val, epochs=epochs, callbacks=[callback], verbose=False)
+
+
+# --- without a browser --------------------------------------------------------------------
+def test_callback_records_what_fit_reports(tmp_path):
+    report = tmp_path / "report.html"
+    callback = DashboardCallback(port=0, report=report, keep_serving=False)
+    history = train(callback)
+    snap = callback.dashboard.snapshot()
+    assert snap["state"] == "finished"
+    assert snap["epochs"]["epoch"] == [1.0, 2.0, 3.0]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(snap["epochs"][key], history[key])
+    assert snap["batches"]["step"] == list(range(1, 10))  # 96 rows / 32 = 3 batches a epoch
+    assert snap["batches"]["epoch"] == [1.0] * 3 + [2.0] * 3 + [3.0] * 3
+    # The epoch loss is the mean of its batch losses (equal batch sizes).
+    np.testing.assert_allclose(np.mean(snap["batches"]["loss"][:3]), history["loss"][0],
+                               rtol=1e-5)
+    assert not callback.dashboard.running  # keep_serving=False stops the server at the end
+    text = report.read_text()
+    assert "<html" in text.lower() and "Bokeh" in text
+    assert "report" in text and "finished" in text
+
+
+def test_report_holds_the_run_and_the_data(tmp_path):
+    board = Dashboard(title="blobs")
+    x, y = two_blobs()
+    board.set_data(x, y, feature_names=["w", "x", "y", "z"], class_names=["left", "right"])
+    board.record_batch(0.75, 1)
+    board.record_epoch(1, {"loss": 0.6931, "accuracy": 0.5})
+    board.training_finished()
+    path = board.save_report(tmp_path / "r.html")
+    text = open(path).read()
+    assert "Skewness" in text and "left" in text and "right" in text
+    assert "0.6931" in text  # the epoch table
+    assert not board.running  # a report needs no server
+
+
+def test_labelled_csv_like_the_42_data(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("842302,M,17.99,10.38\n842517,B,20.57,17.77\n84300903,M,19.69,21.25\n")
+    board = Dashboard()
+    board.set_data(path, label_column=1)
+    data = board.snapshot()["data"]
+    assert data.names == ["0", "2", "3"] and data.classes == ["B", "M"]
+    assert data.labels.tolist() == ["M", "B", "M"]
+    assert data.description["2"]["Max"] == 20.57
+    bars = data.histogram(1, bins=4)
+    assert sum(bars["top"]) == 3 and set(bars["label"]) == {"B", "M"}
+    with pytest.raises(KeyError, match="no label column 'kind'"):
+        board.set_data(path, label_column="kind")
+
+
+def test_serves_on_localhost_and_reports_a_taken_port():
+    with Dashboard(port=0) as board:
+        assert board.url.startswith("http://127.0.0.1:")
+        page = urllib.request.urlopen(board.url, timeout=10).read().decode()
+        assert "bokeh" in page.lower()
+        taken = Dashboard(port=board.port)
+        with pytest.raises(RuntimeError, match="cannot serve"):
+            taken.start()
+        assert not taken.running
+    assert not board.running
+    with socket.socket() as probe:  # the port is free again after stop()
+        probe.bind(("127.0.0.1", board.port))
+
+
+# --- in a real browser --------------------------------------------------------------------
+@pytest.fixture
+def browser(tmp_path):
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.skip("chromium and chromedriver are not installed "
+                    "(apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--window-size=1500,1300",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+# Reads a column of a named ColumnDataSource from the page's Bokeh document (null if absent).
+READ_COLUMN = """
+const [name, column] = arguments;
+if (!window.Bokeh || Bokeh.documents.length === 0) return null;
+const source = Bokeh.documents[0].get_model_by_name(name);
+if (source === null) return null;
+const data = source.data;
+const values = data instanceof Map ? data.get(column) : data[column];
+return values === undefined ? null : Array.from(values);
+"""
+READ_TEXT = """
+if (!window.Bokeh || Bokeh.documents.length === 0) return null;
+const model = Bokeh.documents[0].get_model_by_name(arguments[0]);
+return model === null ? null : model.text;
+"""
+
+
+def wait_for(driver, condition, what: str, timeout: float = 30.0):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
+        lambda d: condition(d), message=f"timed out waiting for {what}")
+
+
+def column(driver, source: str, name: str):
+    return driver.execute_script(READ_COLUMN, source, name)
+
+
+def test_page_shows_the_run_live(browser, tmp_path):
+    x, y = two_blobs()
+    callback = DashboardCallback(port=0, data=(x, y), feature_names=["w", "x", "y", "z"],
+                                 class_names=["left", "right"], report=tmp_path / "run.html",
+                                 start=True)
+    try:
+        browser.get(callback.url)
+        wait_for(browser, lambda d: column(d, EPOCHS, "epoch") == [], "the page's document")
+        assert "waiting" in browser.execute_script(READ_TEXT, STATUS)
+        assert column(browser, BATCHES, "loss") == []
+
+        history = train(callback, epochs=3)
+
+        wait_for(browser, lambda d: len(column(d, EPOCHS, "epoch") or []) == 3,
+                 "three epochs on the page")
+        wait_for(browser, lambda d: len(column(d, BATCHES, "loss") or []) == 9,
+                 "nine batch losses on the page")
+        for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+            np.testing.assert_allclose(column(browser, EPOCHS, key), history[key], rtol=1e-6)
+        wait_for(browser, lambda d: "finished" in (d.execute_script(READ_TEXT, STATUS) or ""),
+                 "the finished status")
+
+        describe_text = browser.execute_script(READ_TEXT, DESCRIBE)
+        assert "Skewness" in describe_text and "96 rows, 4 features, 2 classes" in describe_text
+        assert sum(column(browser, HISTOGRAM, "top")) == 96  # every row in one bar
+
+        # The menu of the histogram is answered by Python on the server: pick feature "y".
+        browser.execute_script("""
+            const menus = Bokeh.documents[0].all_models;
+            for (const m of menus) if (m.title === 'histogram of') m.value = '2';
+        """)
+        expected_left, _ = np.histogram(x[y == 0, 2], bins=np.histogram_bin_edges(x[:, 2], 20))
+        wait_for(browser, lambda d: (column(d, HISTOGRAM, "top") or [])[:20]
+                 == expected_left.astype(float).tolist(), "the histogram of feature 2")
+
+        screenshot = tmp_path / "dashboard.png"
+        assert browser.save_screenshot(str(screenshot))
+        assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        artefacts = os.environ.get("FUSION_ARTIFACTS")
+        if artefacts:
+            os.makedirs(artefacts, exist_ok=True)
+            shutil.copy(screenshot, os.path.join(artefacts, "dashboard.png"))
+    finally:
+        callback.stop()
+
+    # The static report, opened from disk with no server, holds the same curves.
+    browser.get((tmp_path / "run.html").as_uri())
+    wait_for(browser, lambda d: len(column(d, EPOCHS, "epoch") or []) == 3, "the report")
+    np.testing.assert_allclose(column(browser, EPOCHS, "val_loss"), history["val_loss"],
+                               rtol=1e-6)
+    assert json.dumps(column(browser, BATCHES, "step")) == json.dumps(list(range(1, 10)))
