@@ -155,3 +155,50 @@ def test_infer_input_shape_and_errors():
     assert infer_input_shape(nn.Sequential(nn.ReLU())) is None
     with pytest.raises(ValueError, match="input_shape or an example"):
         trace(mlp())
+
+
+# --- the command line ------------------------------------------------------------------------
+@pytest.fixture
+def saved_model(tmp_path):
+    path = tmp_path / "mlp.safetensors"
+    nn.save(mlp(), path)
+    return path
+
+
+def test_cli_draw_writes_dot_source_with_inferred_shapes(saved_model, tmp_path, capsys):
+    from fusion.cli import main
+
+    out = tmp_path / "mlp.gv"
+    assert main(["draw", str(saved_model), "-o", str(out)]) == 0
+    assert "input shape (1, 64)" in capsys.readouterr().out
+    source = out.read_text()
+    assert "out (1, 32)" in source and "2,080 parameters" in source
+    assert f"{INPUT} -> 0" in source and f"2 -> {OUTPUT}" in source
+    assert main(["draw", str(saved_model), "-o", "-", "--input-shape", "7,64"]) == 0
+    assert "out (7, 10)" in capsys.readouterr().out
+    assert main(["draw", str(saved_model), "-o", "-", "--no-shapes"]) == 0
+    assert "out (" not in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not HAVE_DOT, reason="graphviz's dot is not installed")
+def test_cli_draw_renders_svg_and_png(saved_model, tmp_path):
+    from fusion.cli import main
+
+    assert main(["draw", str(saved_model)]) == 0  # default: the model's name with .svg
+    svg = saved_model.with_suffix(".svg").read_text()
+    assert "<svg" in svg and "2,080 parameters" in svg
+    png = tmp_path / "model.png"
+    assert main(["draw", str(saved_model), "-o", str(png), "--rankdir", "LR"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_draw_explains_what_is_missing(saved_model, tmp_path, capsys, monkeypatch):
+    from fusion import cli
+
+    assert cli.main(["draw", str(saved_model), "-o", str(tmp_path / "m.txt")]) == 2
+    assert "the suffix must be one of" in capsys.readouterr().err
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
+    assert cli.main(["draw", str(saved_model), "-o", str(tmp_path / "m.svg")]) == 1
+    assert "apt-get install graphviz" in capsys.readouterr().err
+    assert cli.main(["draw", str(tmp_path / "none.safetensors")]) == 1
+    assert "fusion draw:" in capsys.readouterr().err

@@ -222,3 +222,66 @@ def test_page_shows_the_run_live(browser, tmp_path):
     np.testing.assert_allclose(column(browser, EPOCHS, "val_loss"), history["val_loss"],
                                rtol=1e-6)
     assert json.dumps(column(browser, BATCHES, "step")) == json.dumps(list(range(1, 10)))
+
+
+# --- the command line ------------------------------------------------------------------------
+def test_cli_report_from_a_saved_history_and_a_csv(tmp_path, capsys):
+    from fusion.cli import main
+    from fusion.train import History
+
+    history = History()
+    history.append({"loss": 0.9, "val_loss": 1.0, "accuracy": 0.6})
+    history.append({"loss": 0.4, "val_loss": 0.55, "accuracy": 0.8})
+    run = tmp_path / "run.json"
+    history.to_json(run)
+    data = tmp_path / "data.csv"
+    data.write_text("842302,M,17.99,10.38\n842517,B,20.57,17.77\n84300903,M,19.69,21.25\n")
+    report = tmp_path / "report.html"
+    assert main(["dashboard", "--history", str(run), "--data", str(data), "--label", "1",
+                 "--report", str(report), "--no-serve"]) == 0
+    assert f"wrote {report}" in capsys.readouterr().out
+    text = report.read_text()
+    assert "0.55" in text and "Skewness" in text and "3 rows, 3 features, 2 classes" in text
+    assert main(["dashboard", "--no-serve"]) == 2
+    assert "--no-serve needs --report" in capsys.readouterr().err
+
+
+def test_cli_trains_a_bundled_data_set_into_a_report(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    from fusion.cli import main
+
+    report = tmp_path / "cancer.html"
+    assert main(["dashboard", "--train", "breast_cancer", "--epochs", "2", "--no-serve",
+                 "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 02/2" in out  # fit's progress lines
+    text = report.read_text()
+    assert "569 rows, 30 features, 2 classes" in text and "mean radius" in text
+
+
+def test_cli_serves_until_interrupted(tmp_path):
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "fusion.cli", "dashboard", "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready, "the command printed no URL within 60 s"
+        line = process.stdout.readline()
+        assert line.startswith("fusion dashboard: serving on http://127.0.0.1:"), line
+        url = line.split("serving on ")[1].split()[0]
+        page = urllib.request.urlopen(url, timeout=20).read().decode()
+        assert "bokeh" in page.lower()
+        process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 20
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert process.returncode == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -212,3 +213,59 @@ def test_bad_input():
         describe(np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="2 names for 3 columns"):
         describe(np.zeros((2, 3)), names=["a", "b"])
+
+
+def test_headerless_columns_are_picked_by_their_position_in_the_file(tmp_path):
+    path = tmp_path / "data.csv"
+    write_42_csv(path, rows=10)
+    assert list(describe(path, columns=[2, "4"])) == ["2", "4"]
+    with pytest.raises(KeyError, match="no numeric column 1"):
+        describe(path, columns=[1])  # the M/B column: text
+
+
+def test_a_column_of_large_values_is_printed_in_scientific_notation():
+    d = describe(np.array([[1.0e7, 0.5], [3.0e7, 1.5]]), names=["id", "x"])
+    lines = d.to_string().splitlines()
+    assert lines[2].split() == ["Mean", "2.000000e+07", "1.000000"]
+    assert lines[1].split() == ["Count", "2.000000e+00", "2.000000"]  # one notation a column
+
+
+# --- the command line ------------------------------------------------------------------------
+def test_cli_describe_prints_the_table(tmp_path, capsys):
+    from fusion.cli import main
+
+    path = tmp_path / "data.csv"
+    features = write_42_csv(path, rows=12)
+    assert main(["describe", str(path), "--columns", "3", "--width", "80"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["3"]
+    column = pd.read_csv(path, header=None)[3]
+    assert float(out[2].split()[1]) == pytest.approx(column.mean(), abs=1e-6)
+    assert float(out[9].split()[1]) == column.isna().sum()
+    assert main(["describe", str(path), "--json", "--columns", "7"]) == 0
+    stats = json.loads(capsys.readouterr().out)["7"]
+    assert stats["Max"] == pytest.approx(features[:, 5].max())
+    assert stats["Skewness"] == pytest.approx(pd.Series(features[:, 5]).skew())
+
+
+def test_cli_describe_errors_name_the_problem(tmp_path, capsys):
+    from fusion.cli import main
+
+    assert main(["describe", str(tmp_path / "missing.csv")]) == 1
+    assert "No such file" in capsys.readouterr().err
+    path = tmp_path / "data.csv"
+    write_42_csv(path, rows=5)
+    assert main(["describe", str(path), "--columns", "1"]) == 1
+    assert "no numeric column 1" in capsys.readouterr().err
+
+
+def test_console_command_runs_as_a_module(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "h.csv"
+    path.write_text("a,b\n1,x\n3,y\n")
+    out = subprocess.run([sys.executable, "-m", "fusion.cli", "describe", str(path)],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    assert out.splitlines()[0].split() == ["a"]
+    assert out.splitlines()[2].split() == ["Mean", "2.000000"]

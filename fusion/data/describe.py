@@ -86,8 +86,7 @@ class Description(Mapping):
     def to_string(self, width: int | None = None, precision: int = 6) -> str:
         """The aligned table; with ``width``, columns wrap into blocks at most that wide."""
         label_width = max(len(s) for s in self.statistics)
-        cells = [[_format(v, precision) for v in self.values[:, j]]
-                 for j in range(len(self.columns))]
+        cells = [_format_column(self.values[:, j], precision) for j in range(len(self.columns))]
         widths = [max(len(name), *(len(c) for c in col))
                   for name, col in zip(self.columns, cells, strict=True)]
         blocks: list[list[int]] = [[]]
@@ -115,24 +114,29 @@ class Description(Mapping):
         return self.to_string()
 
     def _repr_html_(self) -> str:
+        cells = [_format_column(self.values[:, j], 6) for j in range(len(self.columns))]
         head = "".join(f"<th>{c}</th>" for c in self.columns)
         body = "".join(
             f"<tr><th>{stat}</th>"
-            + "".join(f"<td>{_format(v, 6)}</td>" for v in self.values[i]) + "</tr>"
+            + "".join(f"<td>{cells[j][i]}</td>" for j in range(len(self.columns))) + "</tr>"
             for i, stat in enumerate(self.statistics))
         return f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _format(value: float, precision: int) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    magnitude = abs(value)
-    # Fixed notation hides very large and very small values: switch to scientific, as pandas.
-    if magnitude >= 1e9 or (0 < magnitude < 10.0 ** -precision):
-        return f"{value:.{precision}e}"
-    return f"{value:.{precision}f}"
+def _format_column(values: np.ndarray, precision: int) -> list[str]:
+    """One column's values in one notation: scientific when fixed would hide some of them."""
+    finite = np.abs(values[np.isfinite(values)])
+    # Above a million, fixed notation grows too wide; below 10^-precision it shows 0.000000.
+    scientific = bool((finite > 1e6).any() or ((finite > 0) & (finite < 10.0 ** -precision)).any())
+    out = []
+    for value in values:
+        if math.isnan(value):
+            out.append("NaN")
+        elif math.isinf(value):
+            out.append("inf" if value > 0 else "-inf")
+        else:
+            out.append(f"{value:.{precision}e}" if scientific else f"{value:.{precision}f}")
+    return out
 
 
 # --- reading the input -------------------------------------------------------------------
@@ -214,14 +218,17 @@ def _table(data, names: Sequence[str] | None, header: bool | None) -> tuple[list
 
 
 def _select(names: list[str], array: np.ndarray, columns) -> tuple[list[str], np.ndarray]:
+    # Columns without a header are named by their position in the file ("0", "2", ... when
+    # column 1 is text): there an int is that name, never a position among the numeric ones.
+    by_position = not all(name.isdigit() for name in names)
     chosen = []
     for column in columns:
-        if isinstance(column, int) and not isinstance(column, bool):
+        if str(column) in names:
+            chosen.append(names.index(str(column)))
+        elif isinstance(column, int) and not isinstance(column, bool) and by_position:
             if not -len(names) <= column < len(names):
                 raise IndexError(f"column {column} is out of range for {len(names)} columns")
             chosen.append(column % len(names))
-        elif str(column) in names:
-            chosen.append(names.index(str(column)))
         else:
             raise KeyError(f"no numeric column {column!r}; the numeric columns are {names}")
     return [names[j] for j in chosen], array[:, chosen]
@@ -293,9 +300,11 @@ def describe(data, columns: Sequence[str | int] | None = None, *,
 
     ``data`` is a Tensor or numpy array (1-D: one column; 2-D: rows by columns), a mapping of
     column names to 1-D arrays, or the path of a CSV file (``header=None`` guesses whether its
-    first row names the columns; text columns are skipped). ``columns`` picks columns by name
-    or position among the numeric ones; ``names`` labels the columns of an array. NaN marks a
-    missing value: it is counted in Missing and left out of every other statistic.
+    first row names the columns; text columns are skipped). ``columns`` picks columns by name,
+    or, where the columns have names of their own, by position among the numeric ones; without
+    a header a column's name is its position in the file (``"0"``, ``"2"``, ...), so ``2`` is
+    the file's column 2. ``names`` labels the columns of an array. NaN marks a missing value:
+    it is counted in Missing and left out of every other statistic.
 
     >>> d = describe(fusion.Tensor([[1.0, 2.0], [3.0, 5.0], [5.0, 11.0]]), names=["x", "y"])
     >>> d["x"]["Std"], d.row("50%")

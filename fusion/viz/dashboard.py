@@ -520,7 +520,7 @@ class DashboardCallback:
     opened before), every batch loss and every epoch's figures are recorded, and when training
     ends the static ``report`` is written (if a path is given). The server goes on serving the
     finished run until :meth:`stop` (or the end of the process: its thread is a daemon), unless
-    ``keep_serving=False``.
+    ``keep_serving=False``. ``serve=False`` records the run for the report and serves nothing.
 
     >>> board = DashboardCallback(port=0, data=(X, y), report="run.html")  # doctest: +SKIP
     >>> fit(model, loss_fn, optimizer, loader, epochs=5, callbacks=[board])  # doctest: +SKIP
@@ -533,13 +533,14 @@ class DashboardCallback:
                  data: Any = None, feature_names: Sequence[str] | None = None,
                  class_names: Sequence[str] | Mapping | None = None,
                  report: str | os.PathLike | None = None, keep_serving: bool = True,
-                 open_browser: bool = False, start: bool = False):
+                 open_browser: bool = False, start: bool = False, serve: bool = True):
         self.dashboard = dashboard or Dashboard(host=host, port=port, title=title)
         if data is not None:
             features, labels = data if isinstance(data, tuple) else (data, None)
             self.dashboard.set_data(features, labels, feature_names=feature_names,
                                     class_names=class_names)
         self.report = report
+        self.serve = serve
         self.keep_serving = keep_serving
         self.open_browser = open_browser
         self.model = self.optimizer = self.history = None
@@ -555,7 +556,7 @@ class DashboardCallback:
         self.model, self.optimizer, self.history = model, optimizer, history
 
     def on_train_begin(self, logs: dict) -> None:
-        if not self.dashboard.running:
+        if self.serve and not self.dashboard.running:
             self.dashboard.start(open_browser=self.open_browser)
         self.dashboard.training_started()
 
