@@ -16,6 +16,7 @@ skipped or xfailed as declared). It is the same run as
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -82,10 +83,11 @@ def parse(argv: list[str]) -> tuple[str, list[str], list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the suite; returns pytest's exit status."""
-    import pytest
-
     name, xfails, extra = parse(sys.argv[1:] if argv is None else argv)
-    return int(pytest.main(build_args(name, xfails, extra)))
+    # A fresh interpreter rather than pytest.main() here: this process has imported
+    # fusion.testing already, and pytest can only rewrite the asserts (for its detailed
+    # failure messages) of modules it imports itself.
+    return subprocess.call([sys.executable, "-m", "pytest", *build_args(name, xfails, extra)])
 
 
 if __name__ == "__main__":

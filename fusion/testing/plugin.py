@@ -43,12 +43,31 @@ class ExpectedFailure:
 
     def matches(self, nodeid: str) -> bool:
         """Whether this entry names the test ``nodeid`` (see :func:`read_expected_failures`)."""
-        plain = nodeid.split("[", 1)[0] if nodeid.endswith("]") else nodeid
-        for candidate in (nodeid, plain):
-            if (candidate == self.test_id or candidate.endswith("::" + self.test_id)
-                    or candidate.endswith("/" + self.test_id)):
-                return True
-        return False
+        path, names = _split(self.test_id)
+        item_path, item_names = _split(nodeid)
+        if path is not None:
+            # either path may be the longer one: pytest prints paths relative to the working
+            # directory (../venv/.../fusion/testing/x.py), node ids are relative to the rootdir
+            if item_path is None or not (path == item_path or path.endswith("/" + item_path)
+                                         or item_path.endswith("/" + path)):
+                return False
+            return names in (item_names, _without_params(item_names))
+        tail = len(names)  # without a path, the last names suffice: Class::test, or test
+        return names in (item_names[-tail:], _without_params(item_names)[-tail:])
+
+
+def _split(test_id: str) -> tuple[str | None, list[str]]:
+    """``"a/b.py::C::t[x]"`` -> ``("a/b.py", ["C", "t[x]"])``; a leading path is optional."""
+    segments = test_id.split("::")
+    if segments[0].endswith(".py"):
+        return segments[0].replace("\\", "/"), segments[1:]
+    return None, segments
+
+
+def _without_params(names: list[str]) -> list[str]:
+    if names and names[-1].endswith("]"):
+        return [*names[:-1], names[-1].split("[", 1)[0]]
+    return names
 
 
 def read_expected_failures(path: str | os.PathLike) -> list[ExpectedFailure]:
@@ -101,6 +120,12 @@ _EXPECTED = pytest.StashKey[list[ExpectedFailure]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The suite's modules apply its marker when they are imported, which is before the test
+    # module that requires the fixtures plugin has registered it: declare the marker here.
+    from .fixtures import _MARK
+
+    config.addinivalue_line("markers", f"{_MARK}(*capabilities): skip unless the backend "
+                            "under test has them (fusion.testing.requires)")
     names = [n.strip() for opt in config.getoption("fusion_backends", default=None) or []
              for n in opt.split(",") if n.strip()]
     if names:

@@ -1,0 +1,33 @@
+"""The conformance suite's test classes; ``from fusion.testing.suite import *`` collects them all.
+
+Each test takes the ``backend`` fixture of :mod:`fusion.testing.fixtures` (enable that plugin
+in ``conftest.py``), so the whole suite runs once per backend under test.
+"""
+
+from .autograd import TestAutograd, TestEndToEnd
+from .dtypes import TestDtypes
+from .edge_cases import TestEdgeCases, TestErrors
+from .elementwise import TestBroadcasting, TestElementwise
+from .linalg import TestLinalg, TestLosses
+from .movement import TestIndexing, TestMovement
+from .primitives import TestPrimitives
+from .reductions import TestReductions
+from .tensor import TestCreation, TestConversion
+
+__all__ = [
+    "TestAutograd",
+    "TestBroadcasting",
+    "TestConversion",
+    "TestCreation",
+    "TestDtypes",
+    "TestEdgeCases",
+    "TestElementwise",
+    "TestEndToEnd",
+    "TestErrors",
+    "TestIndexing",
+    "TestLinalg",
+    "TestLosses",
+    "TestMovement",
+    "TestPrimitives",
+    "TestReductions",
+]
