@@ -63,7 +63,8 @@ class NumpyBackend(Backend):
     where = staticmethod(np.where)
 
     def reduce_sum(self, x, axes):
-        return np.sum(x, axis=axes, keepdims=True)
+        # numpy would widen an int32 sum to int64; the contract keeps the input's dtype
+        return np.sum(x, axis=axes, keepdims=True, dtype=x.dtype)
 
     def reduce_max(self, x, axes):
         return np.max(x, axis=axes, keepdims=True)
