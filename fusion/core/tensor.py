@@ -619,9 +619,10 @@ class Tensor:
         return self.var(axis, keepdim, correction).sqrt()
 
     def prod(self, axis=None, keepdim: bool = False) -> Tensor:
-        """Product over ``axis``, as a tree of multiplications (exact gradients with zeros)."""
+        """Product over ``axis``, as a tree of multiplications (exact gradients with zeros);
+        bool and int32 products are int64, as sums are."""
         axes = self._axes(axis) if self.ndim else ()
-        x = self if self.dtype is not bool_ else self.cast(int64)
+        x = self if self.dtype.is_float or self.dtype is int64 else self.cast(int64)
         if not axes:
             return x
         rest = [a for a in range(self.ndim) if a not in axes]
