@@ -641,7 +641,8 @@ class Tensor:
 
     def _arg_extreme(self, axis, keepdim: bool, largest: bool) -> Tensor:
         x = self.detach()
-        if axis is None:
+        flattened = axis is None
+        if flattened:
             x, axis = x.flatten(), 0
         axis = x._axis(axis)
         n = x.shape[axis]
@@ -650,7 +651,10 @@ class Tensor:
         position = arange(n, 0, -1, backend=x.data.backend).reshape(
             *[n if i == axis else 1 for i in range(x.ndim)])
         first = (x == extreme).cast(int64) * position
-        return n - first.max(axis, keepdim)
+        out = n - first.max(axis, keepdim)
+        if keepdim and flattened:  # numpy keeps every axis, each of size 1
+            out = out.reshape(*(1,) * self.ndim)
+        return out
 
     def argmax(self, axis=None, keepdim: bool = False) -> Tensor:
         """Index of the first maximum along ``axis`` (of the flattened tensor if None)."""
