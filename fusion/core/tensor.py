@@ -560,7 +560,13 @@ class Tensor:
     def _axes(self, axis) -> tuple[int, ...]:
         if axis is None:
             return tuple(range(self.ndim))
-        axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+        if isinstance(axis, int | np.integer):
+            axes = (axis,)
+        elif isinstance(axis, tuple | list):
+            axes = axis
+        else:
+            raise TypeError(f"axis must be None, an int or a tuple of ints, "
+                            f"not {type(axis).__name__}")
         return tuple(sorted({self._axis(a) for a in axes}))
 
     def _axis(self, axis: int, ndim: int | None = None) -> int:
