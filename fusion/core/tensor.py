@@ -510,8 +510,12 @@ class Tensor:
         return 2.0 * (2.0 * self._float()).sigmoid() - 1.0
 
     def sigmoid(self) -> Tensor:
-        # 1 / (1 + e^-x); e^-x overflows to inf for very negative x, giving exactly 0
-        return ((-self._float()).exp() + 1.0).reciprocal()
+        # 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0: only e^-|x| is computed,
+        # so nothing overflows (1 / (1 + e^-x) alone gives a nan gradient, 0 * inf, at -100)
+        x = self._float()
+        negative = x < 0
+        e = negative.where(x, -x).exp()
+        return negative.where(e, 1.0) / (e + 1.0)
 
     def softplus(self) -> Tensor:
         # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), never overflowing
