@@ -518,9 +518,11 @@ class Tensor:
         return negative.where(e, 1.0) / (e + 1.0)
 
     def softplus(self) -> Tensor:
-        # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), never overflowing
+        # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), never overflowing; both parts split at
+        # the same point, so that the slope at 0 is 1/2 (relu and abs each take slope 0 there)
         x = self._float()
-        return x.relu() + ((-x.abs()).exp() + 1.0).log()
+        negative = x < 0
+        return negative.where(0.0, x) + (negative.where(x, -x).exp() + 1.0).log()
 
     def gelu(self) -> Tensor:
         # the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))

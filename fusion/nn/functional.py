@@ -81,11 +81,11 @@ def binary_cross_entropy(probs: Tensor, target, reduction: str = "mean",
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Binary cross-entropy of raw scores: max(x, 0) - x y + log(1 + e^-|x|), stable."""
+    """Binary cross-entropy of raw scores: log(1 + e^x) - x y, with softplus's stable form."""
     target = logits._operand(target).cast(logits.dtype)
     if target.shape != logits.shape:
         raise ValueError(f"targets of shape {target.shape} do not fit {logits.shape}")
-    loss = logits.relu() - logits * target + ((-logits.abs()).exp() + 1).log()
+    loss = logits.softplus() - logits * target
     return _reduce(loss, reduction)
 
 
