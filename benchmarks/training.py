@@ -1,0 +1,313 @@
+"""Time per training step: forward, cross-entropy, backward and an Adam step.
+
+Two MLPs on random data: an MNIST-shaped one (784-256-128-10, batch 128) and the 42 school's
+(30-24-24-2, batch 8). Each installed Fusion backend runs beside a hand-written numpy
+implementation of the same step (below: manual forward, backward and Adam, float32) and
+PyTorch on the CPU if it is importable, all in one process; figures are medians over single
+steps, and ratios are against the hand-written numpy step measured in the same run.
+
+    python benchmarks/training.py                      # every backend, both shapes
+    python benchmarks/training.py --backend numpy --profile   # plus where the time goes
+
+``--profile`` runs the numpy-backend step under cProfile and splits the time by layer
+(backend primitives, buffer layer, autograd, Tensor frontend, nn and optim).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import math
+import pstats
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import numpy as np
+
+import fusion
+import fusion.nn as nn
+import fusion.optim as optim
+
+SHAPES = {
+    "mnist": ((784, 256, 128, 10), 128),
+    "42": ((30, 24, 24, 2), 8),
+}
+LR = 1e-3
+_LIMITS: list = []
+BETAS = (0.9, 0.999)
+EPS = 1e-8
+
+
+def random_data(sizes, batch, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], batch)
+    return x, y
+
+
+def initial_weights(sizes, seed=0):
+    """(weight (out, in), bias (out,)) per layer, float32, as Linear's default init."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=False):
+        bound = 1 / math.sqrt(fan_in)
+        layers.append((rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32),
+                       rng.uniform(-bound, bound, fan_out).astype(np.float32)))
+    return layers
+
+
+# --- hand-written numpy: what a careful person writes without a framework ---------------------
+class NumpyMLP:
+    """ReLU MLP with softmax cross-entropy and Adam, every gradient derived by hand. Weights
+    are kept as (in, out) so that the forward pass is ``x @ W`` with no transpose."""
+
+    def __init__(self, weights):
+        self.params = []
+        for w, b in weights:
+            self.params += [np.ascontiguousarray(w.T), b.copy()]
+        self.m = [np.zeros_like(p) for p in self.params]
+        self.v = [np.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    def step(self, x, y) -> float:
+        params = self.params
+        n_layers = len(params) // 2
+        # forward, keeping the activations
+        acts = [x]
+        h = x
+        for i in range(n_layers):
+            h = h @ params[2 * i] + params[2 * i + 1]
+            if i < n_layers - 1:
+                h = np.maximum(h, 0)
+            acts.append(h)
+        logits = acts[-1]
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        rows = np.arange(len(y))
+        loss = float(np.log(total[:, 0]).mean() - shifted[rows, y].mean())
+        # backward: d loss / d logits = (softmax - one_hot) / N
+        grad = exp / total
+        grad[rows, y] -= 1
+        grad /= len(y)
+        grads = [None] * len(params)
+        for i in reversed(range(n_layers)):
+            grads[2 * i] = acts[i].T @ grad
+            grads[2 * i + 1] = grad.sum(axis=0)
+            if i:
+                grad = (grad @ params[2 * i].T) * (acts[i] > 0)
+        # Adam, in place
+        self.t += 1
+        b1, b2 = BETAS
+        step_size = LR / (1 - b1 ** self.t)
+        root = 1 / math.sqrt(1 - b2 ** self.t)
+        for p, g, m, v in zip(params, grads, self.m, self.v, strict=True):
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            p -= step_size * m / (np.sqrt(v) * root + EPS)
+        return loss
+
+
+# --- Fusion ------------------------------------------------------------------------------------
+def fusion_step_fn(weights, x, y, backend: str) -> Callable[[], float]:
+    with fusion.use_backend(backend):
+        layers: list[nn.Module] = []
+        for i, (w, b) in enumerate(weights):
+            linear = nn.Linear(w.shape[1], w.shape[0])
+            linear.load_state_dict({"weight": w, "bias": b})
+            layers.append(linear)
+            if i < len(weights) - 1:
+                layers.append(nn.ReLU())
+        model = nn.Sequential(*layers)
+        xs = fusion.Tensor(x, backend=backend)
+        ys = fusion.Tensor(y, backend=backend)
+    loss_fn = nn.CrossEntropyLoss()
+    opt = optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(xs), ys)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def torch_step_fn(weights, x, y):
+    try:
+        import torch
+    except ImportError:
+        return None
+    layers = []
+    for i, (w, b) in enumerate(weights):
+        linear = torch.nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(w))
+            linear.bias.copy_(torch.from_numpy(b))
+        layers.append(linear)
+        if i < len(weights) - 1:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    xs, ys = torch.from_numpy(x), torch.from_numpy(y)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    opt = torch.optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(xs), ys)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+# --- timing ------------------------------------------------------------------------------------
+def median_ms(step: Callable, steps: int, warmup: int = 3) -> tuple[float, float]:
+    """(first call in ms, median of ``steps`` single steps in ms)."""
+    start = time.perf_counter()
+    step()
+    first = (time.perf_counter() - start) * 1e3
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return first, statistics.median(times) * 1e3
+
+
+def same_losses(weights, x, y, backend: str, steps: int = 5) -> float:
+    """The largest difference between the Fusion and hand-written losses over a few steps:
+    evidence that both run the same computation."""
+    ref = NumpyMLP(weights)
+    step = fusion_step_fn(weights, x, y, backend)
+    return max(abs(ref.step(x, y) - float(step().item())) for _ in range(steps))
+
+
+def run(shapes: list[str], backends: list[str], steps: dict[str, int]) -> None:
+    print(f"backends: {', '.join(backends)}; numpy {np.__version__}")
+    header = f"{'model':<24} {'implementation':<20} {'first ms':>9} {'median ms':>10} " \
+             f"{'x numpy':>8}"
+    print(header)
+    print("-" * len(header))
+    for shape in shapes:
+        sizes, batch = SHAPES[shape]
+        label = f"{'-'.join(map(str, sizes))} b{batch}"
+        weights = initial_weights(sizes)
+        x, y = random_data(sizes, batch)
+        n = steps[shape]
+        reference = NumpyMLP(weights)
+        first, base = median_ms(lambda r=reference, x=x, y=y: r.step(x, y), n)
+        print(f"{label:<24} {'hand-written numpy':<20} {first:9.3f} {base:10.3f} {1.0:8.2f}")
+        for name in backends:
+            drift = same_losses(weights, x, y, name)
+            first, ms = median_ms(fusion_step_fn(weights, x, y, name), n)
+            print(f"{label:<24} {'fusion ' + name:<20} {first:9.3f} {ms:10.3f} "
+                  f"{ms / base:8.2f}   (loss vs hand-written: {drift:.1e})")
+        torch_step = torch_step_fn(weights, x, y)
+        if torch_step is None:
+            print(f"{label:<24} {'torch':<20} {'not installed':>20}")
+        else:
+            first, ms = median_ms(torch_step, n)
+            print(f"{label:<24} {'torch eager (cpu)':<20} {first:9.3f} {ms:10.3f} "
+                  f"{ms / base:8.2f}")
+
+
+# --- profile -----------------------------------------------------------------------------------
+LAYERS = [
+    ("backend primitives (numpy)", ("fusion/backends/",)),
+    ("buffer layer", ("fusion/core/buffer.py",)),
+    ("autograd Functions", ("fusion/core/autograd.py",)),
+    ("Tensor frontend", ("fusion/core/tensor.py", "fusion/core/dtypes.py",
+                         "fusion/core/grad_mode.py", "fusion/core/backend.py")),
+    ("nn modules and losses", ("fusion/nn/",)),
+    ("optimizer", ("fusion/optim/",)),
+]
+
+
+def profile(shape: str, steps: int) -> None:
+    sizes, batch = SHAPES[shape]
+    weights = initial_weights(sizes)
+    x, y = random_data(sizes, batch)
+    step = fusion_step_fn(weights, x, y, "numpy")
+    for _ in range(3):
+        step()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(steps):
+        step()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt
+    by_layer: dict[str, float] = defaultdict(float)
+    applies = 0
+    for (filename, _, function), (_, calls, tottime, _, _) in stats.stats.items():
+        path = filename.replace("\\", "/")
+        layer = next((name for name, parts in LAYERS if any(p in path for p in parts)), None)
+        if layer is None:
+            # cProfile lists C functions under "~"; a ufunc called straight from Python code
+            # (np.add as a backend method) is not listed: its time is its caller's own time
+            layer = "C functions (matmul, reductions)" if filename == "~" else "other Python"
+        by_layer[layer] += tottime
+        if function == "_apply" and path.endswith("fusion/core/tensor.py"):
+            applies = calls
+    print(f"\nprofile of the {shape} step on the numpy backend, {steps} steps, "
+          f"{total / steps * 1e3:.3f} ms per step under cProfile; "
+          f"{applies / steps:.0f} differentiable ops (Functions) per step")
+    for layer, seconds in sorted(by_layer.items(), key=lambda kv: -kv[1]):
+        print(f"  {layer:<30} {seconds / total:6.1%}  {seconds / steps * 1e3:8.3f} ms/step")
+    print("\n  top functions by own time:")
+    stats.sort_stats("tottime").print_stats(12)
+
+
+def limit_threads(n: int) -> None:
+    """On a small shared machine, idle-spinning BLAS threads distort timings; one limit for
+    all implementations keeps the comparison fair."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("threadpoolctl is not installed: --threads is ignored for numpy's BLAS")
+    else:
+        _LIMITS.append(threadpool_limits(n))  # kept: the limit lasts while it lives
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        torch.set_num_threads(n)
+    print(f"threads limited to {n}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", action="append", help="a Fusion backend (repeatable; "
+                        "default: every installed one)")
+    parser.add_argument("--shape", action="append", choices=sorted(SHAPES),
+                        help="which model (repeatable; default both)")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="timed steps per implementation (default 60 mnist, 400 42)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the numpy-backend step with cProfile")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="limit BLAS (and torch) to this many threads, for every "
+                             "implementation alike (default: the libraries' own choice)")
+    args = parser.parse_args()
+    if args.threads:
+        limit_threads(args.threads)
+    shapes = args.shape or list(SHAPES)
+    steps = {"mnist": args.steps or 60, "42": args.steps or 400}
+    run(shapes, args.backend or fusion.available_backends(), steps)
+    if args.profile:
+        for shape in shapes:
+            profile(shape, max(steps[shape] // 4, 10))
+
+
+if __name__ == "__main__":
+    main()
