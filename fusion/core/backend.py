@@ -71,6 +71,15 @@ class Backend:
     version: str | None = None
     capabilities: frozenset[str] = frozenset({"float64", "int64", "views"})
 
+    # A backend is a process-wide service that tensors point to, never part of their value:
+    # copy.deepcopy of a tensor or a model must keep pointing to the same one (tensors of
+    # two backend objects do not mix).
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
     # --- creation and transfer -------------------------------------------------------------
     @_abstract
     def from_numpy(self, array):
