@@ -95,8 +95,6 @@ class NumbaBackend(Backend):
     def _parallel(self, work: int) -> bool:
         return work >= self.parallel_min and self._numba.get_num_threads() > 1
 
-    def _kernel(self, name: str, work: int):
-        return getattr(self._k, f"{name}_par" if self._parallel(work) else name)
 
     # --- elementwise ---------------------------------------------------------------------
     def _map(self, name: str, out_dtype, *operands: np.ndarray) -> np.ndarray:
@@ -108,7 +106,10 @@ class NumbaBackend(Backend):
         n = operands[0].size
         flat = [_flat(a, n) for a in operands]
         out = np.empty(n, out_dtype)
-        self._kernel(name, n)(*flat, out)
+        if self._parallel(n):
+            getattr(self._k, f"{name}_par")(*flat, out, self._numba.get_num_threads())
+        else:
+            getattr(self._k, name)(*flat, out)
         result = out.reshape(operands[0].shape)
         return np.broadcast_to(result, shape) if expanded else result
 
@@ -279,7 +280,7 @@ class NumbaBackend(Backend):
             out = partial.sum(axis=0) if op == "sum" else partial.max(axis=0)
         else:
             out = new((a, b), acc)
-            (k.sum_cols_split_b if op == "sum" else k.max_cols_split_b)(x3, out)
+            (k.sum_cols_split_b if op == "sum" else k.max_cols_split_b)(x3, out, nt)
         return out
 
     # --- movement: numpy views, as in the numpy backend ----------------------------------

@@ -5,8 +5,10 @@ Conventions, which keep the number of compiled signatures small:
 * Elementwise kernels take C-contiguous 1-D arrays and write into a preallocated ``out``. An
   operand of size 1 where ``out`` is larger is a scalar broadcast to every element (so that
   ``x * 2`` never materialises a full array of 2s). Each op has a serial kernel ``op`` and a
-  parallel driver ``op_par`` that splits ``out`` into one contiguous span per thread and runs
-  the serial kernel on each: the two share one loop body.
+  parallel driver ``op_par(..., out, nt)`` that splits ``out`` into ``nt`` contiguous spans
+  (one per thread) and runs the serial kernel on each: the two share one loop body. The
+  thread count is an argument because a kernel calling ``numba.get_num_threads()`` cannot be
+  cached.
 * Reductions see a C-contiguous array viewed as ``(A, R, B)`` and reduce ``R``: ``*_rows``
   kernels when ``B == 1`` (contiguous rows), ``*_cols`` kernels otherwise (accumulating whole
   rows of ``B`` elements, which vectorises across ``B``). Parallel variants split ``A``, ``B``
@@ -21,7 +23,7 @@ Compile options live in :mod:`.options`; vectorisable exp/log/maximum in :mod:`.
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, njit, prange, types
+from numba import njit, prange, types
 from numba.extending import overload
 
 from .options import PARALLEL, REDUCE, REDUCE_PARALLEL, SERIAL
@@ -139,56 +141,56 @@ def cast(x, out):
 
 
 @njit(**PARALLEL)
-def neg_par(x, out):
-    n, nt = out.size, get_num_threads()
+def neg_par(x, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         neg(x[lo:hi], out[lo:hi])
 
 
 @njit(**PARALLEL)
-def exp_par(x, out):
-    n, nt = out.size, get_num_threads()
+def exp_par(x, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         exp(x[lo:hi], out[lo:hi])
 
 
 @njit(**PARALLEL)
-def log_par(x, out):
-    n, nt = out.size, get_num_threads()
+def log_par(x, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         log(x[lo:hi], out[lo:hi])
 
 
 @njit(**PARALLEL)
-def sqrt_par(x, out):
-    n, nt = out.size, get_num_threads()
+def sqrt_par(x, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         sqrt(x[lo:hi], out[lo:hi])
 
 
 @njit(**PARALLEL)
-def recip_par(x, out):
-    n, nt = out.size, get_num_threads()
+def recip_par(x, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         recip(x[lo:hi], out[lo:hi])
 
 
 @njit(**PARALLEL)
-def sin_par(x, out):
-    n, nt = out.size, get_num_threads()
+def sin_par(x, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         sin(x[lo:hi], out[lo:hi])
 
 
 @njit(**PARALLEL)
-def cast_par(x, out):
-    n, nt = out.size, get_num_threads()
+def cast_par(x, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         cast(x[lo:hi], out[lo:hi])
@@ -262,7 +264,7 @@ def div(x, y, out):
 
 
 @njit(**SERIAL)
-def pow(x, y, out):  # noqa: A001 - the primitive's name
+def pow(x, y, out):
     n = out.size
     if x.size == n and y.size == n:
         for i in range(n):
@@ -326,64 +328,64 @@ def cmplt(x, y, out):
 
 
 @njit(**PARALLEL)
-def add_par(x, y, out):
-    n, nt = out.size, get_num_threads()
+def add_par(x, y, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         add(_part(x, lo, hi, n), _part(y, lo, hi, n), out[lo:hi])
 
 
 @njit(**PARALLEL)
-def sub_par(x, y, out):
-    n, nt = out.size, get_num_threads()
+def sub_par(x, y, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         sub(_part(x, lo, hi, n), _part(y, lo, hi, n), out[lo:hi])
 
 
 @njit(**PARALLEL)
-def mul_par(x, y, out):
-    n, nt = out.size, get_num_threads()
+def mul_par(x, y, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         mul(_part(x, lo, hi, n), _part(y, lo, hi, n), out[lo:hi])
 
 
 @njit(**PARALLEL)
-def div_par(x, y, out):
-    n, nt = out.size, get_num_threads()
+def div_par(x, y, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         div(_part(x, lo, hi, n), _part(y, lo, hi, n), out[lo:hi])
 
 
 @njit(**PARALLEL)
-def pow_par(x, y, out):
-    n, nt = out.size, get_num_threads()
+def pow_par(x, y, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         pow(_part(x, lo, hi, n), _part(y, lo, hi, n), out[lo:hi])
 
 
 @njit(**PARALLEL)
-def maximum_par(x, y, out):
-    n, nt = out.size, get_num_threads()
+def maximum_par(x, y, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         maximum(_part(x, lo, hi, n), _part(y, lo, hi, n), out[lo:hi])
 
 
 @njit(**PARALLEL)
-def cmpeq_par(x, y, out):
-    n, nt = out.size, get_num_threads()
+def cmpeq_par(x, y, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         cmpeq(_part(x, lo, hi, n), _part(y, lo, hi, n), out[lo:hi])
 
 
 @njit(**PARALLEL)
-def cmplt_par(x, y, out):
-    n, nt = out.size, get_num_threads()
+def cmplt_par(x, y, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         cmplt(_part(x, lo, hi, n), _part(y, lo, hi, n), out[lo:hi])
@@ -415,8 +417,8 @@ def where(cond, x, y, out):
 
 
 @njit(**PARALLEL)
-def where_par(cond, x, y, out):
-    n, nt = out.size, get_num_threads()
+def where_par(cond, x, y, out, nt):
+    n = out.size
     for c in prange(nt):
         lo, hi = _span(c, nt, n)
         where(cond[lo:hi], _part(x, lo, hi, n), _part(y, lo, hi, n), out[lo:hi])
@@ -538,9 +540,8 @@ def max_cols_par(x3, out):
 
 
 @njit(**REDUCE_PARALLEL)
-def sum_cols_split_b(x3, out):
+def sum_cols_split_b(x3, out, nt):
     """One span of columns B per thread (few, wide slices)."""
-    nt = get_num_threads()
     for p in prange(nt):
         lo, hi = _span(p, nt, x3.shape[2])
         for a in range(x3.shape[0]):
@@ -548,8 +549,7 @@ def sum_cols_split_b(x3, out):
 
 
 @njit(**PARALLEL)
-def max_cols_split_b(x3, out):
-    nt = get_num_threads()
+def max_cols_split_b(x3, out, nt):
     for p in prange(nt):
         lo, hi = _span(p, nt, x3.shape[2])
         for a in range(x3.shape[0]):
