@@ -202,3 +202,94 @@ def test_cli_draw_explains_what_is_missing(saved_model, tmp_path, capsys, monkey
     assert "apt-get install graphviz" in capsys.readouterr().err
     assert cli.main(["draw", str(tmp_path / "none.safetensors")]) == 1
     assert "fusion draw:" in capsys.readouterr().err
+
+
+# --- the op graph of a tensor (fusion.viz.graph) ---------------------------------------------
+def node_colours(dot) -> dict[str, str]:
+    found = {}
+    for line in dot.body:
+        match = re.match(r'\s*(\S+) \[label=.*fillcolor=("[^"]*"|\S+)\]', line, re.S)
+        if match:
+            found[_id(match.group(1))] = match.group(2).strip('"')
+    return found
+
+
+def edge_list(dot) -> list[tuple[str, str]]:
+    return [(_id(a), _id(b)) for a, b in
+            (re.match(r'\s*(\S+) -> (\S+)', line).groups() for line in dot.body if " -> " in line)]
+
+
+def test_op_graph_ids_colours_and_repeated_uses(tmp_path):
+    from fusion.viz.graph import draw_graph
+
+    x = fusion.Tensor([1.0, 2.0], requires_grad=True)
+    c = fusion.Tensor([3.0, 4.0])
+    dot = draw_graph((x * x + c).sum(), show_values=False)
+    # Walked from the output: Reshape (of the sum), Sum, Add, Mul, x, c.
+    found = labels(dot)
+    assert [found[f"t{i}"].splitlines()[0] for i in range(6)] == [
+        "Reshape", "Sum", "Add", "Mul", "parameter", "input"]
+    assert node_colours(dot) == {"t0": "darkolivegreen1", "t1": "white", "t2": "white",
+                                 "t3": "white", "t4": "lightblue", "t5": "lightgrey"}
+    assert edge_list(dot) == [("t1", "t0"), ("t2", "t1"), ("t3", "t2"), ("t5", "t2"),
+                              ("t4", "t3"), ("t4", "t3")]  # x * x: x is used twice
+    assert found["t2"].splitlines()[1] == "2 float32"
+    assert draw_graph((x * x + c).sum(), show_values=False).source == dot.source  # stable
+    if HAVE_DOT:
+        assert "<svg" in open(dot.render(tmp_path / "ops", format="svg")).read()
+
+
+def test_op_graph_values_saved_tensors_names_and_several_outputs():
+    from fusion.viz.graph import draw_graph
+
+    w = fusion.Tensor([0.5, -1.0], requires_grad=True)
+    e = w.exp()
+    dot = draw_graph({"loss": e.sum(), "e": e}, params={"w": w}, show_saved=True)
+    found = labels(dot)
+    assert found["t0"].startswith("loss")
+    colours = node_colours(dot)
+    exp_node = next(k for k, v in found.items() if v.splitlines()[:2] == ["e", "Exp"])
+    assert colours[exp_node] == "darkolivegreen1"  # an output too
+    w_node = next(k for k, v in found.items() if v.startswith("w"))
+    assert colours[w_node] == "lightblue"
+    assert "data [ 0.5, -1. ]" in found[w_node]
+    # Exp keeps its output for backward: an orange node with a dashed edge to it.
+    assert colours[f"{exp_node}_out"] == "orange"
+    assert f"{exp_node}_out -> {exp_node} [style=dashed]" in dot.source
+    with pytest.raises(ValueError, match="more than 2 tensors"):
+        draw_graph(e.sum(), max_nodes=2)
+
+
+def test_op_graph_by_module_frames_and_collapsed_boxes():
+    from fusion.viz.graph import draw_graph, record_scopes
+
+    model = residual_model()
+    model.eval()
+    with record_scopes(model) as scopes:
+        out = model(fusion.randn(6, 4)).sum()
+    assert all("forward" not in vars(m) for m in model.modules())
+    names = [call.name for call in scopes]
+    assert names == ["0", "1.fc", "1.act", "1", "2", "3", "4.0", "4", ""]
+
+    framed = draw_graph(out, scopes=scopes, show_values=False,
+                        params=dict(model.named_parameters()))
+    block, fc = names.index("1"), names.index("1.fc")
+    source = framed.source
+    # The block's frame holds the frame of its Linear, which holds that layer's weight.
+    outer = source.index(f"subgraph cluster_m{block} {{")
+    inner = source.index(f"subgraph cluster_m{fc} {{")
+    weight = source.index("1.fc.weight")
+    assert outer < inner < weight
+    assert 'label="1: Residual"' in source and 'label="1.fc: Linear"' in source
+
+    boxes = draw_graph(out, scopes=scopes, collapse=1, show_values=False)
+    ids = {names[i]: f"m{i}" for i in range(len(names))}
+    found = labels(boxes)
+    assert found[ids["1"]].splitlines() == ["1: Residual", "6x8"]
+    edges_between_boxes = {e for e in edge_list(boxes) if e[0].startswith("m")}
+    # Dropout in eval mode returns its input itself: it runs no op, so it has no box.
+    assert ids["3"] not in found
+    assert edges_between_boxes == {(ids["0"], ids["1"]), (ids["1"], ids["2"]),
+                                   (ids["2"], ids["4"]),
+                                   (ids["4"], "t1")}  # t1: the Sum outside every module
+    assert "cluster" not in boxes.source
