@@ -5,6 +5,7 @@ References are numpy formulas written here, and finite differences for gradients
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -188,6 +189,30 @@ def test_repr_looks_like_torch():
         "    (1): Linear(in_features=256, out_features=10, bias=False)\n"
         "  )\n"
         ")")
+
+
+def test_deepcopy_gives_an_independent_model_on_the_same_backend(backend):
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    twin = copy.deepcopy(model)
+    x = fusion.randn(4, 3)
+    np.testing.assert_array_equal(twin(x).numpy(), model(x).numpy())
+    before = model[0].weight.numpy().copy()
+    opt = fusion.optim.SGD(twin.parameters(), lr=1.0)
+    twin(x).sum().backward()
+    opt.step()
+    np.testing.assert_array_equal(model[0].weight.numpy(), before)
+    assert model[0].weight.grad is None and twin[0].weight.backend == backend
+
+
+def test_apply_visits_every_module():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 2)))
+
+    def zero_linear(module):
+        if isinstance(module, nn.Linear):
+            init.zeros_(module.weight)
+
+    assert model.apply(zero_linear) is model
+    assert all((p.numpy() == 0).all() for n, p in model.named_parameters() if "weight" in n)
 
 
 # --- load_state_dict ---------------------------------------------------------------------------
