@@ -1,5 +1,21 @@
-"""Pictures of tensors' graphs, models and training runs (graphviz and matplotlib)."""
+"""Pictures of tensors' graphs, models and training runs (graphviz, matplotlib and Bokeh).
 
-from .graph import draw_graph
+matplotlib and Bokeh are imported only when a plot is drawn or a dashboard started.
+"""
 
-__all__ = ["draw_graph"]
+from .architecture import draw_architecture
+from .dashboard import Dashboard, DashboardCallback
+from .graph import draw_graph, record_scopes
+from .plots import (
+    plot_class_histograms,
+    plot_confusion_matrix,
+    plot_learning_curves,
+    plot_pairs,
+    plot_scatter,
+)
+
+__all__ = [
+    "Dashboard", "DashboardCallback", "draw_architecture", "draw_graph",
+    "plot_class_histograms", "plot_confusion_matrix", "plot_learning_curves", "plot_pairs",
+    "plot_scatter", "record_scopes",
+]
