@@ -193,6 +193,21 @@ class TestEdgeCases:
             fn(x).sum().backward()
             assert np.isfinite(x.grad.numpy()).all(), x.grad
 
+    def test_gradients_at_kinks(self, backend):
+        """Where a formula has a kink (relu, abs) but the function has none, the slope at
+        0 is the function's own: softplus'(0) = sigmoid(0) = 1/2."""
+        cases = [
+            (lambda t: t.softplus(), 0.5), (lambda t: t.sigmoid(), 0.25),
+            (lambda t: t.tanh(), 1.0), (lambda t: t.gelu(), 0.5),
+            (lambda t: F.binary_cross_entropy_with_logits(t, fusion.zeros_like(t)), 0.5),
+            (lambda t: F.binary_cross_entropy_with_logits(t, fusion.ones_like(t)), -0.5),
+            (lambda t: t.relu(), 0.0), (lambda t: abs(t), 0.0),  # the usual subgradient
+        ]
+        for k, (fn, slope) in enumerate(cases):
+            x = fusion.zeros(1, requires_grad=True, backend=backend)
+            fn(x).sum().backward()
+            np.testing.assert_allclose(x.grad.numpy(), [slope], atol=1e-7, err_msg=f"case {k}")
+
     def test_losses_at_extremes_are_finite(self, backend):
         logits = fusion.Tensor([-1000.0, 1000.0, 0.0], backend=backend)
         targets = fusion.Tensor([1.0, 0.0, 1.0], backend=backend)
