@@ -192,3 +192,45 @@ def test_importing_fusion_viz_does_not_import_matplotlib():
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_save_run_figures_writes_what_it_is_given(tmp_path):
+    import shutil
+
+    from fusion import nn
+    from fusion.viz.plots import save_run_figures
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 6)) * np.array([1.0, 5.0, 0.1, 3.0, 0.2, 4.0])
+    y = rng.integers(0, 3, 40)
+    model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
+    paths = save_run_figures(tmp_path / "run", history={"loss": [1.0, 0.5]}, y_true=y,
+                             y_pred=np.roll(y, 1), x=x, y=y, model=model, input_shape=(1, 6))
+    names = [os.path.basename(p) for p in paths]
+    expected = ["learning_curves.png", "confusion_matrix.png", "class_histograms.png",
+                "scatter.png", "pairs.png", "architecture.gv"]
+    if shutil.which("dot"):
+        expected.append("architecture.svg")
+    assert names == expected
+    for path in paths:
+        if path.endswith(".png"):
+            assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "out (1, 3)" in open(paths[5]).read()
+    assert plt.get_fignums() == []  # every figure closed
+    only_data = save_run_figures(tmp_path / "svg", x=x, y=y, fmt="svg")
+    assert [os.path.basename(p) for p in only_data] == [
+        "class_histograms.svg", "scatter.svg", "pairs.svg"]
+
+
+def test_save_run_figures_picks_the_features_of_largest_variance(tmp_path, monkeypatch):
+    from fusion.viz import plots
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 6)) * np.array([1.0, 5.0, 0.1, 3.0, 0.2, 4.0])
+    drawn = {}
+    monkeypatch.setattr(plots, "plot_pairs", lambda data, y, chosen, **kw: drawn.setdefault(
+        "pairs", chosen) and plt.figure())
+    plots.save_run_figures(tmp_path, x=x, y=np.zeros(200, int))
+    # Column scales 5, 4, 3 and 1 (columns 1, 5, 3, 0), in order of sample variance.
+    expected = sorted(range(6), key=lambda j: -np.var(x[:, j], ddof=1))[:4]
+    assert drawn["pairs"] == expected == [1, 5, 3, 0]

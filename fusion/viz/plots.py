@@ -344,3 +344,70 @@ def plot_confusion_matrix(y_true, y_pred=None, *, class_names: Sequence[str] | N
             ax.text(c, r, text, ha="center", va="center", fontsize="small",
                     color="white" if matrix[r, c] > threshold else "black")
     return _finish(fig, save)
+
+
+# --- all of them at once ---------------------------------------------------------------
+def save_run_figures(folder: PathLike, *, history: Any = None, y_true=None, y_pred=None,
+                     class_names: Sequence[str] | None = None, x=None, y=None,
+                     feature_names: Sequence[str] | None = None,
+                     features: Sequence[int | str] | None = None, model: Any = None,
+                     input_shape: Sequence[int] | None = None, fmt: str = "png") -> list[str]:
+    """Write the pictures of a run into ``folder``; returns the paths written.
+
+    Each picture is drawn from what is given: ``history`` gives ``learning_curves``,
+    ``y_true`` and ``y_pred`` the ``confusion_matrix``, ``x`` and ``y`` (features and labels)
+    the ``class_histograms`` of the first of ``features``, the ``scatter`` of the first two
+    and the ``pairs`` of up to four (default: the four features of largest variance), and
+    ``model`` its ``architecture`` (``.gv`` DOT source, and ``.svg`` where graphviz's ``dot``
+    is installed; ``input_shape`` adds the shapes). Figures are closed once written.
+
+    >>> save_run_figures("out", history=history, y_true=y_test, y_pred=predicted,
+    ...                  x=X, y=y, model=model, input_shape=(1, 64))  # doctest: +SKIP
+    ['out/learning_curves.png', 'out/confusion_matrix.png', ...]
+    """
+    import shutil
+    from pathlib import Path
+
+    plt = _pyplot()
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+
+    def keep(fig: Figure, name: str) -> None:
+        path = out / f"{name}.{fmt}"
+        _finish(fig, path)
+        plt.close(fig)
+        written.append(str(path))
+
+    if history is not None:
+        keep(plot_learning_curves(history), "learning_curves")
+    if y_true is not None and y_pred is not None:
+        keep(plot_confusion_matrix(y_true, y_pred, class_names=class_names), "confusion_matrix")
+    if x is not None and y is not None:
+        data = _features(x)
+        if features is None:
+            from ..data.describe import describe
+
+            variance = describe(data).row("Variance")
+            order = sorted(range(data.shape[1]), key=lambda j: -np.nan_to_num(variance[str(j)]))
+            features = order[:4]
+        chosen = list(features)
+        named = {"feature_names": feature_names, "class_names": class_names}
+        keep(plot_class_histograms(data, y, chosen[0], **named), "class_histograms")
+        if len(chosen) > 1:
+            keep(plot_scatter(data, y, (chosen[0], chosen[1]), **named), "scatter")
+            keep(plot_pairs(data, y, chosen[:4], **named), "pairs")
+    if model is not None:
+        from .architecture import draw_architecture
+
+        dot = draw_architecture(model, input_shape)
+        if shutil.which("dot"):
+            # render() writes its DOT input beside the picture, and cleanup removes it:
+            # so render first, then write the source for good.
+            dot.render(outfile=out / "architecture.svg", format="svg", cleanup=True)
+        source = out / "architecture.gv"
+        source.write_text(dot.source)
+        written.append(str(source))
+        if shutil.which("dot"):
+            written.append(str(out / "architecture.svg"))
+    return written
