@@ -352,6 +352,8 @@ def _set_layer(index, **changes):
     (_set_layer(4, config={"p": 3.0}), None, "bad configuration for Dropout"),
     (_set_layer(1, config={"in_features": 12, "out_features": 33}), None,
      r"'1.weight' has shape \(32, 12\), the module expects \(33, 12\)"),
+    (_set_layer(1, config={"in_features": 12, "out_features": 10**9}), None,
+     r"'1.weight' has shape \(32, 12\), the module expects \(1000000000, 12\)"),
     (_set_layer(1, name="a.b"), None, "bad layer name"),
     (lambda a: "{oops", None, "corrupt architecture"),
     (lambda a: a.update(version=99), None, "architecture version 99"),

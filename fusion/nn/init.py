@@ -11,13 +11,33 @@ its length.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
 from ..core import random as _rng
 from ..core.buffer import Buffer
 from ..core.tensor import Tensor
+
+#: Off while a saved model is rebuilt: its weights are about to be replaced, so drawing them
+#: would only cost time (and memory, for a file that claims a huge layer).
+_init_enabled: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "fusion_init_enabled", default=True)
+
+
+@contextlib.contextmanager
+def skip_init() -> Iterator[None]:
+    """Within the block, every init function leaves its tensor as it is (used by
+    :func:`fusion.load`, which overwrites the weights it builds)."""
+    token = _init_enabled.set(False)
+    try:
+        yield
+    finally:
+        _init_enabled.reset(token)
+
 
 _GAINS = {
     "linear": 1.0, "identity": 1.0, "sigmoid": 1.0,
@@ -68,6 +88,8 @@ def _fan(tensor: Tensor, mode: str) -> int:
 
 
 def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
+    if not _init_enabled.get():
+        return tensor
     if not tensor.dtype.is_float:
         raise TypeError(f"initialising a {tensor.dtype.name} tensor; expected a float tensor")
     array = np.asarray(np.broadcast_to(values, tensor.shape), dtype=tensor.dtype.np, order="C")
@@ -102,6 +124,8 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     """
     if not a <= b:
         raise ValueError(f"uniform_ needs a <= b, got a={a}, b={b}")
+    if not _init_enabled.get():
+        return tensor
     return _fill(tensor, _rng.generator().uniform(a, b, tensor.shape))
 
 
@@ -112,6 +136,8 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """
     if std < 0:
         raise ValueError(f"normal_ needs std >= 0, got {std}")
+    if not _init_enabled.get():
+        return tensor
     return _fill(tensor, _rng.generator().normal(mean, std, tensor.shape))
 
 

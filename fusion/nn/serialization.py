@@ -26,11 +26,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..core import random as _rng
 from ..core.backend import Backend, get_backend, use_backend
 from ..core.dtypes import bool_, float32, float64, int32, int64
 from ..core.tensor import Tensor
-from . import activation, layers, loss
+from . import activation, init, layers, loss
 from .module import Module, Sequential, StateDictError
 
 #: The largest header we read, as the format's reference implementation does (100 MB).
@@ -328,15 +327,11 @@ def load(path, backend: str | Backend | None = None) -> Module:
     if version != ARCHITECTURE_VERSION:
         raise _fail(path, f"has architecture version {version!r}; this Fusion reads version "
                           f"{ARCHITECTURE_VERSION}")
-    generator = _rng.generator()
-    saved_state = generator.bit_generator.state
     target = get_backend(backend)
-    try:
-        # building initialises weights at random; the user's random stream must not move
-        with use_backend(target.name):
-            model = _build(architecture["model"], path, "")
-    finally:
-        generator.bit_generator.state = saved_state
+    # no initialisation: the weights are replaced below, the user's random stream must not
+    # move, and a layer the file claims is huge costs nothing before its shape is refused
+    with use_backend(target.name), init.skip_init():
+        model = _build(architecture["model"], path, "")
     try:
         model.load_state_dict({name: Tensor(a, backend=target) for name, a in arrays.items()})
     except StateDictError as exc:
