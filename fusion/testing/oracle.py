@@ -122,7 +122,8 @@ def check_op(backend: str, inputs: Sequence, fn: Callable, ref: Callable | None 
     weights = np.random.default_rng(seed + 1).uniform(0.5, 1.5, result.shape)
     result.backward(fusion.Tensor(weights, dtype=gdtype, backend=backend))
     # the finite differences see the values the leaves hold (rounded to float32 if need be)
-    points = [leaf.numpy() if i in floats else a for i, (leaf, a) in enumerate(zip(leaves, arrays))]
+    points = [leaf.numpy() if i in floats else a
+              for i, (leaf, a) in enumerate(zip(leaves, arrays, strict=True))]
     for i in floats:
         leaf = leaves[i]
         analytic = np.zeros(leaf.shape) if leaf.grad is None else leaf.grad.numpy()

@@ -12,7 +12,7 @@ from .linalg import TestLinalg, TestLosses
 from .movement import TestIndexing, TestMovement
 from .primitives import TestPrimitives
 from .reductions import TestReductions
-from .tensor import TestCreation, TestConversion
+from .tensor import TestConversion, TestCreation
 
 __all__ = [
     "TestAutograd",

@@ -50,7 +50,7 @@ def call(backend: str, method: str, *arrays: np.ndarray, args=(), dtype: str | N
     copies = [a.copy() for a in arrays]
     data = [impl.from_numpy(a) for a in arrays]
     out = np.asarray(impl.to_numpy(getattr(impl, method)(*data, *args)))
-    for before, d in zip(copies, data):
+    for before, d in zip(copies, data, strict=True):
         np.testing.assert_array_equal(
             np.asarray(impl.to_numpy(d)), before, err_msg=f"{method} modified its input")
     if dtype is not None:

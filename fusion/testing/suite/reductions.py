@@ -101,8 +101,8 @@ class TestReductions:
         x = np.array([[1, 3, 3, 0], [2, 2, 0, 0], [1, 1, 1, 1]]).astype(dtype)
         ref = getattr(np, method)
         for axis in (None, 0, 1):
-            check_op(backend, [x], lambda t: getattr(t, method)(axis=axis),
-                     lambda a: ref(a, axis=axis))
+            check_op(backend, [x], lambda t, axis=axis: getattr(t, method)(axis=axis),
+                     lambda a, axis=axis: ref(a, axis=axis))
 
     @pytest.mark.parametrize("axis", SINGLE_AXES)
     @pytest.mark.parametrize("name, fn, ref", [
@@ -128,5 +128,5 @@ class TestReductions:
     def test_size_one_and_scalar(self, backend, shape, axis):
         for name in ("sum", "max", "min", "mean", "prod", "logsumexp"):
             fn, ref = REDUCTIONS[name]
-            check_op(backend, [shape], lambda x: fn(x, axis, False), lambda x: ref(x, axis, False),
-                     low=0.5, high=1.5)
+            check_op(backend, [shape], lambda x, fn=fn: fn(x, axis, False),
+                     lambda x, ref=ref: ref(x, axis, False), low=0.5, high=1.5)
