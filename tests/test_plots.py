@@ -205,7 +205,8 @@ def test_save_run_figures_writes_what_it_is_given(tmp_path):
     y = rng.integers(0, 3, 40)
     model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
     paths = save_run_figures(tmp_path / "run", history={"loss": [1.0, 0.5]}, y_true=y,
-                             y_pred=np.roll(y, 1), x=x, y=y, model=model, input_shape=(1, 6))
+                             y_pred=np.roll(y, 1), x=x, y=y, features=[1, 5], model=model,
+                             input_shape=(1, 6))
     names = [os.path.basename(p) for p in paths]
     expected = ["learning_curves.png", "confusion_matrix.png", "class_histograms.png",
                 "scatter.png", "pairs.png", "architecture.gv"]
@@ -217,7 +218,7 @@ def test_save_run_figures_writes_what_it_is_given(tmp_path):
             assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert "out (1, 3)" in open(paths[5]).read()
     assert plt.get_fignums() == []  # every figure closed
-    only_data = save_run_figures(tmp_path / "svg", x=x, y=y, fmt="svg")
+    only_data = save_run_figures(tmp_path / "svg", x=x, y=y, features=[0, 2], fmt="svg")
     assert [os.path.basename(p) for p in only_data] == [
         "class_histograms.svg", "scatter.svg", "pairs.svg"]
 
