@@ -223,6 +223,7 @@ class BackendEntry:
     version: str | None
     aliases: tuple[str, ...] = ()
     package: str | None = None  # the distribution that installed the plugin, "name version"
+    dist_version: str | None = None  # its version: shown when the backend gives none
     instance: Backend | None = None
     error: str | None = None  # why it could not start, once tried
 
@@ -297,17 +298,19 @@ class Registry:
         builtin = module in BUILTIN_PLUGINS.values()
 
         def register(name, backend, *, aliases=(), version=None):
-            # the plugin's word, else the backend's own `version`, else its distribution's
+            # the plugin's word, else the backend's own `version` (which an instance may only
+            # know once started), else its distribution's
             own = getattr(backend, "version", None)
-            version = version or (own if isinstance(own, str) else None) or dist_version
+            version = version or (own if isinstance(own, str) else None)
             self.register(name, backend, aliases=aliases, version=version,
-                          plugin=plugin_name, builtin=builtin, package=package)
+                          plugin=plugin_name, builtin=builtin, package=package,
+                          dist_version=dist_version)
 
         return register
 
     # --- registration --------------------------------------------------------------------
     def register(self, name, backend, *, aliases=(), version=None, plugin="<direct>",
-                 builtin=False, package=None) -> None:
+                 builtin=False, package=None, dist_version=None) -> None:
         """Validate and add one backend. Raises BackendRegistrationError naming the plugin."""
         with self._lock:
             names = (name, *aliases)
@@ -329,7 +332,7 @@ class Registry:
                     f"plugin {plugin!r}: backend {name!r} lacks the primitives "
                     f"{', '.join(missing)}")
             self.entries[name] = BackendEntry(name, backend, plugin, version, tuple(aliases),
-                                              package)
+                                              package, dist_version)
             for alias in aliases:
                 self.aliases[alias] = name
 
@@ -365,6 +368,9 @@ class Registry:
                 f"backend {entry.name!r} (plugin {entry.plugin!r}) is installed but could "
                 f"not start: {entry.error}") from exc
         instance.name = entry.name
+        own = getattr(instance, "version", None)
+        if entry.version is None and isinstance(own, str):
+            entry.version = own
         return instance
 
 
@@ -441,8 +447,9 @@ def backend_info() -> list[dict]:
     """One row per installed backend and per plugin that failed: name, version, plugin,
     package (the distribution that installed it), aliases and status."""
     registry.load()
-    rows = [dict(name=e.name, version=e.version, plugin=e.plugin, package=e.package,
-                 aliases=list(e.aliases), status=e.status) for e in registry.entries.values()]
+    rows = [dict(name=e.name, version=e.version or e.dist_version, plugin=e.plugin,
+                 package=e.package, aliases=list(e.aliases), status=e.status)
+            for e in registry.entries.values()]
     rows += [dict(name=None, version=None, plugin=f.plugin, package=f.package, aliases=[],
                   status=f"failed: {f.error}") for f in registry.failures]
     return rows
