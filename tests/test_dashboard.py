@@ -114,7 +114,9 @@ def test_serves_on_localhost_and_reports_a_taken_port():
             taken.start()
         assert not taken.running
     assert not board.running
-    with socket.socket() as probe:  # the port is free again after stop()
+    with socket.socket() as probe:  # nothing listens on the port after stop()
+        # SO_REUSEADDR: closed connections in TIME_WAIT may remain; a listener may not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", board.port))
 
 
