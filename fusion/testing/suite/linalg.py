@@ -87,6 +87,14 @@ class TestLinalg:
     def test_matmul_with_arrays(self, backend, name, fn):
         check_op(backend, [(3, 4)], fn, expect_dtype="float32")
 
+    @pytest.mark.parametrize("shapes", [((3,), (3,)), ((2, 3), (3, 4)), ((5, 2, 3), (3, 4)),
+                                        ((2, 1, 2, 3), (5, 3, 4)), ((2, 0), (0, 3))], ids=str)
+    @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
+    def test_matmul_without_the_fast_path(self, backend, shapes, dtype, monkeypatch):
+        """Without the optional contraction, matmul is SUM of MUL of expanded views."""
+        monkeypatch.setattr(fusion.get_backend(backend), "contract", None, raising=False)
+        check_op(backend, list(shapes), lambda x, y: x @ y, dtype=dtype, low=-3, high=3)
+
     def test_matmul_larger(self, backend):
         check_op(backend, [(16, 32), (32, 8)], lambda x, y: x @ y, dtype="float32", rtol=1e-4,
                  atol=1e-4, grad=False)
