@@ -7,15 +7,17 @@ path fetches ``file://`` URLs of files this test wrote.
 
 from __future__ import annotations
 
-import builtins
 import gzip
 import hashlib
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from fusion import datasets
+from fusion.datasets import bundled
 from fusion.datasets import idx as idx_module
 from fusion.datasets.idx import DownloadError, IDXError, mnist, read_idx
 
@@ -76,18 +78,29 @@ def test_digits_and_breast_cancer_match_scikit_learn():
 
 
 def test_a_clear_message_without_scikit_learn(monkeypatch):
-    real_import = builtins.__import__
-
-    def without_sklearn(name, *args, **kwargs):
-        if name == "sklearn" or name.startswith("sklearn."):
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", without_sklearn)
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # what an absent package looks like
     with pytest.raises(ImportError, match=r"pip install 'fusion\[data\]'"):
         datasets.digits()
     with pytest.raises(ImportError, match="scikit-learn is not installed"):
-        datasets.breast_cancer()
+        datasets.breast_cancer(as_bunch=True)
+
+
+def test_without_the_bundled_files_scikit_learn_loads_them(monkeypatch):
+    pytest.importorskip("sklearn")
+    fast = datasets.digits()
+    monkeypatch.setattr(bundled, "_bundled_file", lambda what, name: None)
+    slow = datasets.digits()
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+    assert datasets.breast_cancer()[0].shape == (569, 30)
+
+
+def test_scikit_learn_is_not_imported_for_plain_arrays():
+    code = ("import sys; from fusion import datasets; X, y = datasets.digits(); "
+            "X, y = datasets.breast_cancer(); print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
 
 
 # --- the IDX reader -----------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 
 INSTALL_HINT = "pip install 'fusion[data]'"
@@ -27,14 +30,51 @@ class Bunch(dict):
         return [*super().__dir__(), *self.keys()]
 
 
+def _missing(what: str) -> ImportError:
+    return ImportError(
+        f"fusion.datasets.{what}() reads the copy of the data that scikit-learn ships, and "
+        f"scikit-learn is not installed; install it with: {INSTALL_HINT}")
+
+
 def _sklearn_datasets(what: str):
     try:
         from sklearn import datasets
     except ImportError as exc:
-        raise ImportError(
-            f"fusion.datasets.{what}() reads the copy of the data that scikit-learn ships, and "
-            f"scikit-learn is not installed; install it with: {INSTALL_HINT}") from exc
+        raise _missing(what) from exc
     return datasets
+
+
+def _bundled_file(what: str, name: str) -> Path | None:
+    """scikit-learn's copy of a data file, found without importing scikit-learn.
+
+    Importing scikit-learn pulls in scipy and takes seconds; the files are small CSVs. If the
+    file is not where scikit-learn keeps it, None: the caller goes through scikit-learn.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None:
+        raise _missing(what)
+    for root in spec.submodule_search_locations or ():
+        path = Path(root) / "datasets" / "data" / name
+        if path.is_file():
+            return path
+    return None
+
+
+def _read_csv(path: Path | None, skiprows: int, shape: tuple[int, int]) -> np.ndarray | None:
+    """The table in ``path`` if it has the expected shape, else None."""
+    if path is None:
+        return None
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=skiprows, dtype=np.float64)
+    except (OSError, ValueError):
+        return None
+    return table if table.shape == shape else None
+
+
+def _split_table(table: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
+    X = np.ascontiguousarray(table[:, :-1], dtype=dtype)
+    y = table[:, -1].astype(np.int64)
+    return X, y
 
 
 def _result(raw, as_bunch: bool, dtype, **extra):
@@ -59,6 +99,10 @@ def digits(as_bunch: bool = False, dtype=np.float32):
     >>> X.shape, y.shape, int(X.max())
     ((1797, 64), (1797,), 16)
     """
+    if not as_bunch:
+        table = _read_csv(_bundled_file("digits", "digits.csv.gz"), 0, (1797, 65))
+        if table is not None:
+            return _split_table(table, dtype)
     raw = _sklearn_datasets("digits").load_digits()
     extra = {"images": np.ascontiguousarray(raw.images, dtype=dtype)} if as_bunch else {}
     return _result(raw, as_bunch, dtype, **extra)
@@ -75,5 +119,10 @@ def breast_cancer(as_bunch: bool = False, dtype=np.float32):
     >>> X.shape, int(y.sum())
     ((569, 30), 357)
     """
+    if not as_bunch:
+        # the file's first row is a header: "569,30,malignant,benign"
+        table = _read_csv(_bundled_file("breast_cancer", "breast_cancer.csv"), 1, (569, 31))
+        if table is not None:
+            return _split_table(table, dtype)
     raw = _sklearn_datasets("breast_cancer").load_breast_cancer()
     return _result(raw, as_bunch, dtype)
