@@ -168,19 +168,27 @@ def torch_step_fn(weights, x, y):
 
 
 # --- timing ------------------------------------------------------------------------------------
-def median_ms(step: Callable, steps: int, warmup: int = 3) -> tuple[float, float]:
-    """(first call in ms, median of ``steps`` single steps in ms)."""
-    start = time.perf_counter()
-    step()
-    first = (time.perf_counter() - start) * 1e3
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
+def time_interleaved(steps: dict[str, Callable], total: int, rounds: int = 10,
+                     warmup: int = 3) -> dict[str, tuple[float, float]]:
+    """name -> (first call in ms, median single step in ms). The implementations take turns,
+    a few steps each per round, so that a change in the machine's load (it is shared) falls
+    on all of them alike and the ratios stay fair."""
+    first = {}
+    for name, step in steps.items():
         start = time.perf_counter()
         step()
-        times.append(time.perf_counter() - start)
-    return first, statistics.median(times) * 1e3
+        first[name] = (time.perf_counter() - start) * 1e3
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    per_round = max(1, total // rounds)
+    for _ in range(rounds):
+        for name, step in steps.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - start)
+    return {name: (first[name], statistics.median(times[name]) * 1e3) for name in steps}
 
 
 def same_losses(weights, x, y, backend: str, steps: int = 5) -> float:
@@ -202,22 +210,22 @@ def run(shapes: list[str], backends: list[str], steps: dict[str, int]) -> None:
         label = f"{'-'.join(map(str, sizes))} b{batch}"
         weights = initial_weights(sizes)
         x, y = random_data(sizes, batch)
-        n = steps[shape]
         reference = NumpyMLP(weights)
-        first, base = median_ms(lambda r=reference, x=x, y=y: r.step(x, y), n)
-        print(f"{label:<24} {'hand-written numpy':<20} {first:9.3f} {base:10.3f} {1.0:8.2f}")
+        implementations = {"hand-written numpy": lambda r=reference, x=x, y=y: r.step(x, y)}
+        drifts = {}
         for name in backends:
-            drift = same_losses(weights, x, y, name)
-            first, ms = median_ms(fusion_step_fn(weights, x, y, name), n)
-            print(f"{label:<24} {'fusion ' + name:<20} {first:9.3f} {ms:10.3f} "
-                  f"{ms / base:8.2f}   (loss vs hand-written: {drift:.1e})")
+            drifts[f"fusion {name}"] = same_losses(weights, x, y, name)
+            implementations[f"fusion {name}"] = fusion_step_fn(weights, x, y, name)
         torch_step = torch_step_fn(weights, x, y)
+        if torch_step is not None:
+            implementations["torch eager (cpu)"] = torch_step
+        results = time_interleaved(implementations, steps[shape])
+        base = results["hand-written numpy"][1]
+        for name, (first, ms) in results.items():
+            note = f"   (loss vs hand-written: {drifts[name]:.1e})" if name in drifts else ""
+            print(f"{label:<24} {name:<20} {first:9.3f} {ms:10.3f} {ms / base:8.2f}{note}")
         if torch_step is None:
             print(f"{label:<24} {'torch':<20} {'not installed':>20}")
-        else:
-            first, ms = median_ms(torch_step, n)
-            print(f"{label:<24} {'torch eager (cpu)':<20} {first:9.3f} {ms:10.3f} "
-                  f"{ms / base:8.2f}")
 
 
 # --- profile -----------------------------------------------------------------------------------
