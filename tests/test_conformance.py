@@ -13,6 +13,7 @@ from fusion.testing.suite import *  # noqa: F403  (pytest collects the imported 
 
 # --- the suite's own machinery --------------------------------------------------------------
 
+
 class Float32Only(NumpyBackend):
     capabilities = frozenset({"int64"})
 
