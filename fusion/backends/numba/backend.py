@@ -30,6 +30,10 @@ warnings.filterwarnings(
 _INT_KINDS = "iu"
 
 
+_ELEMENTWISE = ("neg", "exp", "log", "sqrt", "recip", "sin", "cast", "add", "sub", "mul", "div",
+                "pow", "maximum", "cmpeq", "cmplt", "where")
+
+
 def _require_float(name: str, x: np.ndarray) -> None:
     if x.dtype.kind != "f":
         raise TypeError(f"{name} expects a float32 or float64 array, got {x.dtype}")
@@ -87,31 +91,44 @@ class NumbaBackend(Backend):
 
         self.version = numba.__version__
         self._k = config.load_kernels()
+        self._serial = {name: getattr(self._k, name) for name in _ELEMENTWISE}
+        self._par = {name: getattr(self._k, f"{name}_par") for name in _ELEMENTWISE}
         self._numba = numba
         self.parallel_min = config.parallel_min()
+        self.blas_threads = threads.blas_setting()
         threads.apply_policy()
 
     # --- choosing a kernel ---------------------------------------------------------------
     def _parallel(self, work: int) -> bool:
         return work >= self.parallel_min and self._numba.get_num_threads() > 1
 
+    def _threads(self) -> int:
+        return self._numba.get_num_threads()
+
 
     # --- elementwise ---------------------------------------------------------------------
     def _map(self, name: str, out_dtype, *operands: np.ndarray) -> np.ndarray:
         """Run elementwise kernel ``name`` over operands of one shape; result ``out_dtype``."""
-        shape = operands[0].shape
-        if operands[0].size == 0:
+        first = operands[0]
+        shape = first.shape
+        n = first.size
+        expanded = False
+        if all(a.flags.c_contiguous for a in operands):  # the common case, kept cheap
+            flat = operands if first.ndim == 1 else [a.reshape(n) for a in operands]
+        elif n == 0:
             return np.empty(shape, out_dtype)
-        operands, expanded = _shared_broadcast(operands)
-        n = operands[0].size
-        flat = [_flat(a, n) for a in operands]
-        out = np.empty(n, out_dtype)
-        if self._parallel(n):
-            getattr(self._k, f"{name}_par")(*flat, out, self._numba.get_num_threads())
         else:
-            getattr(self._k, name)(*flat, out)
-        result = out.reshape(operands[0].shape)
-        return np.broadcast_to(result, shape) if expanded else result
+            operands, expanded = _shared_broadcast(operands)
+            n = operands[0].size
+            flat = [_flat(a, n) for a in operands]
+        out = np.empty(n, out_dtype)
+        if n >= self.parallel_min and self._numba.get_num_threads() > 1:
+            self._par[name](*flat, out, self._numba.get_num_threads())
+        elif n:
+            self._serial[name](*flat, out)
+        if expanded:
+            return np.broadcast_to(out.reshape(operands[0].shape), shape)
+        return out if first.ndim == 1 else out.reshape(shape)
 
     # --- creation and transfer -------------------------------------------------------------
     def from_numpy(self, array):
@@ -252,8 +269,8 @@ class NumbaBackend(Backend):
         else:
             acc = x3.dtype
             new = np.empty
-        nt = self._numba.get_num_threads()
         parallel = self._parallel(x3.size)
+        nt = self._threads() if parallel else 1
         k = self._k
         if b == 1:
             x2 = x3.reshape(a, r)
@@ -313,5 +330,6 @@ class NumbaBackend(Backend):
         BLAS is faster than any loop numba compiles; see :mod:`.threads` for how its threads
         and numba's share the cores.
         """
-        with threads.blas_region():
+        macs = x.shape[-2] * x.shape[-1] * y.shape[-1]
+        with threads.blas_region(macs, self.blas_threads):
             return np.matmul(x, y)

@@ -1,13 +1,101 @@
-"""How numba's threads and BLAS's threads share the cores (placeholder, being measured)."""
+"""How numba's threads and BLAS's threads share the cores.
+
+Both pools want every core. Left alone, numba's OpenMP threads spin after each parallel kernel
+and OpenBLAS's threads spin after each multi-threaded matmul, each pool stealing the cores the
+other needs next: on a 2-core machine a step mixing matmuls with parallel kernels measured 40 to
+200 times slower than with the policy below (``python benchmarks/backends.py --clash``).
+
+The policy, applied when the backend starts:
+
+1. ``OMP_WAIT_POLICY=PASSIVE`` (unless the variable is already set): numba's OpenMP threads
+   sleep as soon as a kernel ends instead of spinning. It costs some tens of microseconds per
+   parallel launch, which is why only work above ``FUSION_NUMBA_PARALLEL_MIN`` elements runs in
+   parallel. It takes effect only if no OpenMP runtime was loaded before numba's first parallel
+   kernel (another library that loaded libgomp first keeps its own setting).
+2. The contraction (matmul through BLAS) runs single-threaded unless the product is large
+   (``FUSION_NUMBA_BLAS_THREADS``): ``auto`` (default) gives BLAS one thread below
+   :data:`BLAS_PARALLEL_MIN` multiply-adds per matrix and all of its threads above, where the
+   product is long enough to amortise waking them; an integer fixes the count; ``keep``
+   leaves BLAS as it is. BLAS's thread count is restored after each call, so numpy code
+   elsewhere in the process is unaffected. Controlling BLAS needs ``threadpoolctl``; without
+   it, BLAS keeps its own threads.
+
+numba's own thread count is honoured throughout: ``NUMBA_NUM_THREADS`` at start-up,
+``numba.set_num_threads`` at run time; with one thread every kernel runs serially.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
+from collections.abc import Iterator
+
+BLAS_THREADS_ENV = "FUSION_NUMBA_BLAS_THREADS"
+#: Multiply-adds per matrix from which ``auto`` lets BLAS use all of its threads (512**3).
+BLAS_PARALLEL_MIN = 1 << 27
+#: OpenBLAS runs products below this many multiply-adds on one thread by itself.
+_BLAS_SINGLE_BELOW = 1 << 18
+
+_blas = None  # the threadpoolctl controller of the BLAS libraries, once looked up
+_blas_looked_up = False
 
 
 def apply_policy() -> None:
-    pass
+    """Make numba's OpenMP threads wait passively (see the module docstring)."""
+    from numba.np.ufunc import parallel
+
+    if "OMP_WAIT_POLICY" not in os.environ and not parallel._is_initialized:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
-def blas_region():
-    return contextlib.nullcontext()
+def blas_setting(environ=os.environ) -> str | int:
+    """``"auto"``, ``"keep"`` or a thread count, from ``FUSION_NUMBA_BLAS_THREADS``."""
+    value = environ.get(BLAS_THREADS_ENV, "auto").strip().lower() or "auto"
+    if value in ("auto", "keep"):
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"{BLAS_THREADS_ENV} must be auto, keep or a positive integer, "
+                         f"got {value!r}")
+    return count
+
+
+def _blas_controller():
+    global _blas, _blas_looked_up
+    if not _blas_looked_up:
+        _blas_looked_up = True
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return None
+        controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+        _blas = controllers or None
+    return _blas
+
+
+@contextlib.contextmanager
+def blas_region(macs: int, setting: str | int = "auto") -> Iterator[None]:
+    """Run the block (one BLAS product of ``macs`` multiply-adds per matrix) with the BLAS
+    thread count of the policy, restoring the previous count afterwards."""
+    if setting == "keep" or macs < _BLAS_SINGLE_BELOW:
+        yield
+        return
+    if setting == "auto" and macs >= BLAS_PARALLEL_MIN:
+        yield
+        return
+    controllers = _blas_controller()
+    if not controllers:
+        yield
+        return
+    want = 1 if setting == "auto" else setting
+    previous = [c.num_threads for c in controllers]
+    for c in controllers:
+        c.set_num_threads(want)
+    try:
+        yield
+    finally:
+        for c, n in zip(controllers, previous):
+            c.set_num_threads(n)
