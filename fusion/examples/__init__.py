@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m fusion.examples.digits`` (also the ``fusion-digits`` command)."""
