@@ -222,3 +222,11 @@ def test_example_backend_installed_with_pip_passes_the_suite(layered_env, tmp_pa
     skips = [line for line in suite.stdout.splitlines() if line.startswith("SKIPPED")]
     assert skips, "pylist declares no views: the views test must be skipped"
     assert all("lacks capability 'views'" in line for line in skips), skips
+
+    # the package's own tests: the suite as one test module, pinned by addopts, and its unit
+    # tests (the primitives only, to keep this short)
+    own = run("-m", "pytest", "-q", "-p", "no:cacheprovider",
+              "-k", "TestPrimitives or test_listarray", python=layered_env, cwd=source)
+    assert own.returncode == 0, own.stdout[-5000:] + own.stderr[-2000:]
+    assert "[pylist" in run("-m", "pytest", "--collect-only", "-q", "-k", "test_neg",
+                            "-p", "no:cacheprovider", python=layered_env, cwd=source).stdout
