@@ -156,10 +156,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _check_installed(names: list[str]) -> None:
     """A name that is not installed is a usage error now, not one error per test later."""
-    import fusion  # only when the option is used: plain pytest runs stay as cheap as they were
+    from fusion.core.backend import available_backends, registry
 
-    installed = fusion.available_backends()
-    aliases = set(fusion.core.backend.registry.aliases)
+    installed = available_backends()  # loads the plugins: only when the option is used
+    aliases = set(registry.aliases)
     unknown = [n for n in names if n not in installed and n not in aliases]
     if unknown:
         raise pytest.UsageError(
