@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "else numpy)")
     parser.add_argument("--out", default=DEFAULTS["out"],
                         help="folder for the model, curves and history (default %(default)s)")
+    parser.add_argument("--plots", action="store_true",
+                        help="also write the confusion matrix, data plots and the model's "
+                             "architecture into --out")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress and no matrix: one summary line")
     args = parser.parse_args(argv)
@@ -182,6 +185,14 @@ def _run(args: argparse.Namespace) -> dict:
     history.to_csv(out / "history.csv")
     history.to_json(out / "history.json")
     write_learning_curves(history, out / "learning_curves.png")
+    if args.plots:
+        from fusion.viz.plots import save_run_figures
+
+        result["plots"] = save_run_figures(
+            out / "plots", history=history, y_true=y_test, y_pred=predicted,
+            class_names=[str(d) for d in range(10)], x=X_test, y=y_test,
+            feature_names=[f"pixel {i // 8},{i % 8}" for i in range(64)], model=model,
+            input_shape=(1, X_test.shape[1]))
     result["seconds"] = time.perf_counter() - started
 
     if args.quiet:
