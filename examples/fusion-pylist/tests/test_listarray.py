@@ -31,3 +31,42 @@ def test_results_are_new_lists():
     for out in (backend.permute(x, (1, 0)), backend.flip(x, (0,)), backend.neg(x)):
         assert out.items is not x.items
     assert x.items == [0, 1, 2, 3, 4, 5]
+
+
+def pairs(values: list, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two arrays that hold every ordered pair of ``values``."""
+    x, y = np.meshgrid(np.array(values, dtype=dtype), np.array(values, dtype=dtype))
+    return x.ravel(), y.ravel()
+
+
+SPECIAL = [0.0, -0.0, 1.0, -1.0, 2.5, -3.0, 0.5, math.inf, -math.inf, math.nan, 1e30, -1e30, 400.0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("method, reference", [
+    ("pow", np.power), ("div", np.true_divide), ("maximum", np.maximum), ("mul", np.multiply),
+])
+def test_special_values_as_numpy(dtype, method, reference):
+    """Every pair of special values (zeros of both signs, infinities, nan, overflow) gives
+    numpy's result, sign of zero included: Python raises where IEEE does not."""
+    x, y = pairs(SPECIAL, dtype)
+    backend = PyListBackend()
+    got = backend.to_numpy(getattr(backend, method)(backend.from_numpy(x), backend.from_numpy(y)))
+    with np.errstate(all="ignore"):
+        want = reference(x, y)
+    np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
+    exact = ~np.isnan(want)
+    assert (np.signbit(got[exact]) == np.signbit(want[exact])).all()
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_integer_extremes_as_numpy(dtype):
+    info = np.iinfo(dtype)
+    values = [0, 1, -1, 2, -7, 7, 31, info.max, info.min, 12345]
+    x, y = pairs(values, dtype)
+    backend = PyListBackend()
+    for method, reference in [("div", np.floor_divide), ("mul", np.multiply), ("add", np.add)]:
+        got = backend.to_numpy(getattr(backend, method)(backend.from_numpy(x),
+                                                         backend.from_numpy(y)))
+        with np.errstate(all="ignore"):
+            np.testing.assert_array_equal(got, reference(x, y), err_msg=method)

@@ -131,7 +131,7 @@ def _floor_div(a: int, b: int) -> int:
 def _maximum_float(a: float, b: float) -> float:
     if a != a or b != b:
         return NAN
-    return a if a >= b else b
+    return a if a > b else b  # of two equal zeros, the second, as numpy gives
 
 
 def _maximum(a, b):
