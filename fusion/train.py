@@ -2,8 +2,9 @@
 
 ``fit`` runs the loop a PyTorch user writes by hand (zero the gradients, forward, loss,
 backward, step), records per-epoch figures in a :class:`History`, calls callbacks and shows
-progress: a tqdm bar when standard output is a terminal, one line per epoch when it is not,
-nothing with ``verbose=False``.
+progress: on a terminal, a tqdm bar while an epoch runs, replaced by the epoch's summary line
+when it ends; elsewhere (a file, a pipe, CI logs) only the summary lines; nothing with
+``verbose=False``.
 
 A model is anything callable with ``parameters()`` and, if it has them, ``train()``/``eval()``
 and ``state_dict()``/``load_state_dict()`` (as a :class:`fusion.nn.Module`). An optimizer has
@@ -280,8 +281,9 @@ class _Progress:
 
     def epoch_begin(self, epoch: int, batches: int | None) -> None:
         if self.mode == "bar":
+            # the bar lives while the epoch runs; the epoch's summary line replaces it
             self.bar = self.tqdm(total=batches, desc=self.label(epoch), file=sys.stdout,
-                                 unit="batch", leave=True, dynamic_ncols=True)
+                                 unit="batch", leave=False, dynamic_ncols=True)
 
     def batch_end(self, running_loss: float) -> None:
         if self.bar is not None:
@@ -289,11 +291,10 @@ class _Progress:
             self.bar.update(1)
 
     def epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
-        if self.mode == "bar" and self.bar is not None:
-            self.bar.set_postfix_str(_format_logs(logs), refresh=True)
+        if self.bar is not None:
             self.bar.close()
             self.bar = None
-        elif self.mode == "lines":
+        if self.mode != "silent":
             print(f"{self.label(epoch)} - {_format_logs(logs)}", file=sys.stdout, flush=True)
 
     def close(self) -> None:

@@ -357,10 +357,12 @@ def test_a_progress_bar_on_a_terminal(monkeypatch):
     fit(model, cross_entropy, GD(model.parameters(), 0.1),
         DataLoader(TensorDataset(X, y), batch_size=4), epochs=2)
     text = screen.getvalue()
-    assert "epoch 01/2" in text and "epoch 02/2" in text
-    assert "3/3" in text  # the bar counts batches
+    assert "0/3" in text and "batch/s" in text  # the bar counts the 3 batches
     assert "\r" in text  # redrawn in place, not printed line by line
-    assert "accuracy: " in text
+    # each epoch ends with its summary line, after the bar is cleared
+    summaries = [line.rsplit("\r", 1)[-1] for line in text.split("\n") if "val" not in line
+                 and "accuracy: " in line]
+    assert [s.split(" - ")[0] for s in summaries] == ["epoch 01/2", "epoch 02/2"]
 
 
 # --- scheduler, evaluate, predict ---------------------------------------------------------------
