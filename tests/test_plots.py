@@ -235,3 +235,16 @@ def test_save_run_figures_picks_the_features_of_largest_variance(tmp_path, monke
     # Column scales 5, 4, 3 and 1 (columns 1, 5, 3, 0), in order of sample variance.
     expected = sorted(range(6), key=lambda j: -np.var(x[:, j], ddof=1))[:4]
     assert drawn["pairs"] == expected == [1, 5, 3, 0]
+
+
+def test_digits_example_writes_its_pictures_with_plots(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    from fusion.examples import digits
+
+    assert digits.main(["--epochs", "1", "--patience", "0", "--quiet", "--plots",
+                        "--hidden", "16", "--out", str(tmp_path)]) == 0
+    pictures = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    expected = ["architecture.gv", "class_histograms.png", "confusion_matrix.png",
+                "learning_curves.png", "pairs.png", "scatter.png"]
+    assert [p for p in pictures if p != "architecture.svg"] == expected
+    assert "in_features=64, out_features=16" in (tmp_path / "plots" / "architecture.gv").read_text()
