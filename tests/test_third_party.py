@@ -129,6 +129,23 @@ def test_a_malformed_expected_failures_file_is_a_usage_error(pytester):
     result.stderr.fnmatch_lines(["*xfails.txt:2: expected 'test_id  # reason'*"])
 
 
+def test_one_class_pinned_to_a_backend_in_a_projects_own_tests(pytester, backends):
+    # docs/backends.md, "In your own test suite": subclass through the module, pin a backend
+    pytester.makeconftest('pytest_plugins = ["fusion.testing.fixtures"]')
+    pytester.makepyfile(test_mine="""
+        import fusion.testing.suite as suite
+
+        class TestMinePrimitives(suite.TestPrimitives):
+            fusion_backends = ["limited"]
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestWarning",
+                                "-k", "test_neg", "-v", "-rs")
+    ids = ids_with(result, "PASSED") + ids_with(result, "SKIPPED")
+    assert ids and all(i.startswith("test_mine.py::TestMinePrimitives::") for i in ids)
+    assert all("[limited" in i for i in ids)  # pinned: not numpy, not numba
+    result.stdout.fnmatch_lines(["SKIPPED *lacks capability 'int64'*"])
+
+
 def test_reading_expected_failures(tmp_path):
     path = tmp_path / "x.txt"
     path.write_text("# comment\n\n  A::b[c-d]   #   why not  \nA::e\n")
