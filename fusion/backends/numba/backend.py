@@ -222,6 +222,15 @@ class NumbaBackend(Backend):
             return np.zeros(out_shape, x.dtype)
         if x.size == 0:
             return np.empty(out_shape, x.dtype)
+        if not axes:
+            return x
+        lo, hi = axes[0], axes[-1] + 1
+        if hi - lo == len(axes) and x.flags.c_contiguous:
+            # The common case, kept cheap: one run of adjacent axes of a contiguous array.
+            shape = x.shape
+            x3 = x.reshape(math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:]))
+            result = self._reduce_axis1(op, x3).reshape(out_shape)
+            return result if result.dtype == x.dtype else result.astype(x.dtype)
         order = _contiguous_order(x)
         if order is None:
             return self._reduce_contiguous(op, np.ascontiguousarray(x), axes)
