@@ -312,6 +312,28 @@ def _split_batch(batch) -> tuple[tuple, object]:
                     "a DataLoader over TensorDataset(X, y) gives that")
 
 
+def _model_backend(model) -> Backend | None:
+    """The backend of the model's first parameter (None for a model without parameters)."""
+    parameters = getattr(model, "parameters", None)
+    if parameters is None:
+        return None
+    for parameter in parameters():
+        return parameter.data.backend
+    return None
+
+
+def _moved(inputs: tuple, target, backend: Backend | None) -> tuple[tuple, object]:
+    """Batch tensors moved to the model's backend (a no-op when they are there already), so
+    that a loader built under another default backend still feeds the model."""
+    if backend is None:
+        return inputs, target
+
+    def move(value):
+        return value.to(backend) if isinstance(value, Tensor) else value
+
+    return tuple(move(x) for x in inputs), move(target)
+
+
 def _as_array(value) -> np.ndarray:
     return value.numpy() if isinstance(value, Tensor) else np.asarray(value)
 
@@ -400,7 +422,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
         callbacks: Sequence = (), verbose: bool | int = True, scheduler=None) -> History:
     """Train ``model`` for ``epochs`` passes over ``train_loader``; returns the :class:`History`.
 
-    Each batch is ``(inputs..., target)``; per batch: ``optimizer.zero_grad()``,
+    Each batch is ``(inputs..., target)``, moved to the backend of the model's parameters if it
+    is elsewhere; per batch: ``optimizer.zero_grad()``,
     ``loss_fn(model(*inputs), target).backward()``, ``optimizer.step()``. The epoch's loss is
     the mean over samples (``loss_fn`` should average over its batch); metrics (names from
     :data:`fusion.metrics.METRICS` or functions ``(y_true, y_pred) -> float``) are computed
@@ -424,6 +447,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
         if hasattr(callback, "set_context"):
             callback.set_context(model, optimizer, history)
     progress = _Progress(verbose, epochs)
+    backend = _model_backend(model)
     _call(callbacks, "on_train_begin", {})
     logs: dict[str, float] = {}
     try:
@@ -438,7 +462,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
             progress.epoch_begin(epoch, batches)
             tally = _Tally(metric_functions)
             for index, batch in enumerate(train_loader):
-                inputs, target = _split_batch(batch)
+                inputs, target = _moved(*_split_batch(batch), backend)
                 optimizer.zero_grad()
                 output = model(*inputs)
                 loss = loss_fn(output, target)
@@ -483,13 +507,14 @@ def evaluate(model, loader: Iterable, loss_fn: Callable | None = None,
     {'loss': 0.081, 'accuracy': 0.975}
     """
     tally = _Tally(_metric_functions(metrics))
+    backend = _model_backend(model)
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
     try:
         with no_grad():
             for batch in loader:
-                inputs, target = _split_batch(batch)
+                inputs, target = _moved(*_split_batch(batch), backend)
                 output = model(*inputs)
                 loss = float(loss_fn(output, target).item()) if loss_fn is not None else None
                 tally.add(loss, output, target)
@@ -503,13 +528,16 @@ def evaluate(model, loader: Iterable, loss_fn: Callable | None = None,
 
 def predict(model, X, batch_size: int = 256, backend: str | Backend | None = None) -> Tensor:
     """The model's outputs for the rows of ``X`` (a Tensor or array), computed in batches in
-    eval mode without gradients, joined into one Tensor.
+    eval mode without gradients, joined into one Tensor. The rows go to ``backend``, by default
+    the backend of the model's parameters.
 
     >>> scores = predict(model, X_test)  # doctest: +SKIP
     >>> labels = scores.argmax(-1)  # doctest: +SKIP
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
+    if backend is None:
+        backend = _model_backend(model)
     if isinstance(X, Tensor):
         rows, target = X.numpy(), backend if backend is not None else X.data.backend
     else:

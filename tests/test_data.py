@@ -347,3 +347,12 @@ def test_scaler_errors_and_state_round_trip():
     np.testing.assert_array_equal(again.transform(X), scaler.transform(X))
     plain = StandardScaler(with_mean=False).fit(np.array([[1.0], [3.0]]))
     assert plain.transform(np.array([[2.0]])).tolist() == [[2.0]]
+
+
+def test_a_loader_keeps_the_backend_it_was_made_under(backend):
+    X, y = numbered(6)
+    with fusion.use_backend(backend):
+        loader = DataLoader(TensorDataset(X, y), batch_size=4)
+    for other in fusion.available_backends():
+        with fusion.use_backend(other):
+            assert {xb.backend for xb, _ in loader} == {backend}

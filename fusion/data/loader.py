@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
-from ..core.backend import Backend
+from ..core.backend import Backend, get_backend, use_backend
 from .dataset import Dataset, default_collate
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
@@ -17,7 +17,8 @@ class DataLoader:
     a last batch shorter than ``batch_size``. A custom ``sampler`` (indices) or
     ``batch_sampler`` (lists of indices) replaces the built-in order; a ``collate_fn`` turns a
     list of samples into a batch instead of :func:`default_collate`. ``backend`` picks where the
-    batches live (default: the dataset's, else the current default backend).
+    batches live: by default, Tensors stay where they are and host data goes to the default
+    backend of the moment the loader was made.
 
     A :class:`TensorDataset` is sliced once per batch, never sample by sample.
 
@@ -45,6 +46,9 @@ class DataLoader:
         self.dataset = dataset
         self.collate_fn = collate_fn
         self.backend = backend
+        # the default backend now, as a model's parameters take it when the model is built:
+        # host data loaded later goes there even if the loop runs under another default
+        self.default_backend = get_backend().name
         if batch_sampler is None:
             if sampler is None:
                 sampler = (RandomSampler(dataset, seed=seed) if shuffle
@@ -61,6 +65,10 @@ class DataLoader:
 
     def fetch(self, indices: Sequence[int]):
         """The batch of the samples at ``indices``."""
+        with use_backend(self.default_backend):
+            return self._fetch(indices)
+
+    def _fetch(self, indices: Sequence[int]):
         if self.collate_fn is not None:
             return self.collate_fn([self.dataset[int(i)] for i in indices])
         if isinstance(self.dataset, Dataset):
