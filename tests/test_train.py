@@ -1,8 +1,9 @@
 """fit, evaluate, predict, History and callbacks, checked against numpy re-computations.
 
-The models here are small hand-made classes with the torch-like surface fit relies on
+Most models here are small hand-made classes with only the torch-like surface fit relies on
 (``parameters``, ``__call__``, ``train``/``eval``, ``state_dict``/``load_state_dict``), so
-that these tests pin the loop itself, whatever the layers do.
+that these tests pin the loop itself and show that any such object trains; the tests at the
+end run the same checks with fusion.nn modules and fusion.optim optimizers.
 """
 
 from __future__ import annotations
@@ -435,3 +436,52 @@ def test_history_csv_and_json_round_trip(tmp_path):
     assert again.best("accuracy") == (2, 0.75)
     with pytest.raises(KeyError, match="'val_accuracy'"):
         _ = history["val_accuracy"]
+
+
+# --- with fusion.nn and fusion.optim ------------------------------------------------------------
+def test_fit_with_nn_and_optim_matches_hand_derived_steps():
+    from fusion import nn, optim
+
+    X, y = regression_data(n=10)
+    fusion.manual_seed(0)
+    model = nn.Linear(3, 1, dtype=fusion.float64)
+    w, b = model.weight.numpy().T.copy(), model.bias.numpy().copy()  # y = x W^T + b
+    lr = 0.05
+    fit(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=lr),
+        DataLoader(TensorDataset(X, y), batch_size=4), epochs=2, metrics=None, verbose=False)
+    for _ in range(2):
+        for start in range(0, 10, 4):
+            xb, yb = X[start:start + 4], y[start:start + 4]
+            residual = xb @ w + b - yb
+            w = w - lr * 2 * xb.T @ residual / residual.size
+            b = b - lr * 2 * residual.sum(axis=0) / residual.size
+    np.testing.assert_allclose(model.weight.numpy().T, w, rtol=1e-10)
+    np.testing.assert_allclose(model.bias.numpy(), b, rtol=1e-10)
+
+
+def test_early_stopping_restores_a_module_with_its_state_dict():
+    from fusion import nn
+
+    X, y = np.ones((1, 1)), np.full((1, 1), 3.0)
+    loader = DataLoader(TensorDataset(X, y), batch_size=1)
+    model = nn.Linear(1, 1, dtype=fusion.float64)
+    model.load_state_dict({"weight": [[0.0]], "bias": [0.0]})
+    stopper = EarlyStopping(patience=1)
+    fit(model, nn.MSELoss(), Scripted(model, [2.0, 2.5, 1.0, 0.0]), loader, loader, epochs=4,
+        metrics=None, callbacks=[stopper], verbose=False)
+    assert stopper.best_epoch == 2 and stopper.stopped_epoch == 3
+    assert model.weight.numpy()[0, 0] == 2.5 and model.training
+
+
+def test_dropout_is_off_while_evaluating():
+    from fusion import nn
+
+    fusion.manual_seed(0)
+    model = nn.Sequential(nn.Dropout(0.5), nn.Linear(4, 2))
+    X = np.ones((6, 4), dtype=np.float32)
+    y = np.zeros(6, dtype=np.int64)
+    first = evaluate(model, DataLoader(TensorDataset(X, y), batch_size=3), nn.CrossEntropyLoss())
+    again = evaluate(model, DataLoader(TensorDataset(X, y), batch_size=2), nn.CrossEntropyLoss())
+    assert first["loss"] == pytest.approx(again["loss"], rel=1e-6)  # no random mask
+    np.testing.assert_array_equal(predict(model, X).numpy(), predict(model, X).numpy())
+    assert model.training
