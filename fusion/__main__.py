@@ -1,4 +1,6 @@
-"""Fusion's command line.
+"""``python -m fusion``: the same command line as the ``fusion`` script (:mod:`fusion.cli`).
+
+This module holds its ``info`` command:
 
 ``python -m fusion info [--json] [--no-start]``
     Every installed backend (name, version, plugin, package, status) and every plugin that
@@ -11,7 +13,6 @@ To check a backend's correctness, run its conformance suite: ``python -m fusion.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
@@ -65,16 +66,10 @@ def _cell(row: dict, column: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m fusion", description="Fusion's command line.",
-        epilog="Check a backend with its conformance suite: python -m fusion.testing NAME")
-    commands = parser.add_subparsers(dest="command", required=True)
-    show = commands.add_parser("info", help="list the installed backends and their status")
-    show.add_argument("--json", action="store_true", help="one JSON object per backend")
-    show.add_argument("--no-start", action="store_true",
-                      help="list the backends without starting them")
-    args = parser.parse_args(argv)
-    return info(as_json=args.json, start=not args.no_start)
+    """``python -m fusion ...`` is the ``fusion`` command (:mod:`fusion.cli`), ``info`` included."""
+    from .cli import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
