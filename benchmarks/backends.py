@@ -49,10 +49,10 @@ def median_times(contenders: dict[str, Callable[[], object]], reps: int) -> dict
 def print_table(title: str, rows: list[list[str]], header: list[str]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     print(f"\n## {title}\n")
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for row in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def cell(seconds: float, raw: float, nbytes: float | None = None, flops: float | None = None):
@@ -106,16 +106,19 @@ def bench_elementwise(backends, sizes, reps):
     for n in sizes:
         x = (rng.standard_normal(n) * 0.5).astype(np.float32)
         xs = x.reshape(-1, 1000)
-        contenders = {"raw": lambda: raw_chain(x)}
-        contenders |= {name: (lambda b=b: chain(b, x)) for name, b in backends.items()}
+        contenders = {"raw": lambda x=x: raw_chain(x)}
+        contenders |= {name: (lambda b=b, x=x: chain(b, x)) for name, b in backends.items()}
         t = median_times(contenders, reps)
         rows.append([f"chain {n:.0e}", *[cell(t[k], t["raw"], 4 * n) for k in t]])
-        contenders = {"raw": lambda: raw_softmax(xs)}
-        contenders |= {name: (lambda b=b: softmax(b, xs)) for name, b in backends.items()}
+        contenders = {"raw": lambda xs=xs: raw_softmax(xs)}
+        contenders |= {name: (lambda b=b, xs=xs: softmax(b, xs)) for name, b in backends.items()}
         t = median_times(contenders, reps)
         rows.append([f"softmax {xs.shape[0]}x1000", *[cell(t[k], t["raw"], 8 * n) for k in t]])
-    print_table("elementwise, float32 (GB/s: input read once, output written once)",
-                rows, ["workload", "raw numpy", *backends])
+    print_table(
+        "elementwise, float32 (GB/s: input read once, output written once)",
+        rows,
+        ["workload", "raw numpy", *backends],
+    )
 
 
 def bench_reductions(backends, reps):
@@ -139,8 +142,9 @@ def bench_matmul(backends, reps):
         a = rng.standard_normal((n, n)).astype(np.float32)
         c = rng.standard_normal((n, n)).astype(np.float32)
         contenders = {"raw": lambda a=a, c=c: np.matmul(a, c)}
-        contenders |= {name: (lambda b=b, a=a, c=c: b.contract(a, c))
-                       for name, b in backends.items()}
+        contenders |= {
+            name: (lambda b=b, a=a, c=c: b.contract(a, c)) for name, b in backends.items()
+        }
         t = median_times(contenders, reps)
         rows.append([f"matmul {n}", *[cell(t[k], t["raw"], flops=2 * n**3) for k in t]])
     print_table("matmul, float32", rows, ["workload", "raw numpy", *backends])
@@ -194,29 +198,54 @@ def bench_compile(reps):
         env.pop("PYTEST_XDIST_WORKER", None)
         runs = []
         for label in ["cold (empty cache)"] + ["warm (cached)"] * reps:
-            out = subprocess.run([sys.executable, "-c", _FIRST_USE], env=env, check=True,
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, "-c", _FIRST_USE],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             runs.append((label, json.loads(out)))
     cold = runs[0][1]
     warm = {k: statistics.median(r[k] for _, r in runs[1:]) for k in cold}
     for label, r in [("cold (empty cache)", cold), (f"warm (median of {reps})", warm)]:
-        rows.append([label, *[f"{r[k]:.3f} s" for k in ("import_fusion", "start_backend",
-                                                         "mlp_step", "parallel_chain")]])
-    print_table("first use of the numba backend, fresh processes "
-                "(MLP step: the primitives of one 784-256-10 training step, serial kernels; "
-                "parallel: one chain on 1M elements)", rows,
-                ["cache", "import fusion", "start backend (import numba)",
-                 "first MLP step", "first parallel chain"])
+        rows.append(
+            [
+                label,
+                *[
+                    f"{r[k]:.3f} s"
+                    for k in ("import_fusion", "start_backend", "mlp_step", "parallel_chain")
+                ],
+            ]
+        )
+    print_table(
+        "first use of the numba backend, fresh processes "
+        "(MLP step: the primitives of one 784-256-10 training step, serial kernels; "
+        "parallel: one chain on 1M elements)",
+        rows,
+        [
+            "cache",
+            "import fusion",
+            "start backend (import numba)",
+            "first MLP step",
+            "first parallel chain",
+        ],
+    )
 
 
-_IMPORT = ("import time; t=time.perf_counter(); import fusion; b=fusion.get_backend(); "
-           "import sys; print(time.perf_counter()-t, 'numba' in sys.modules)")
+_IMPORT = (
+    "import time; t=time.perf_counter(); import fusion; b=fusion.get_backend(); "
+    "import sys; print(time.perf_counter()-t, 'numba' in sys.modules)"
+)
 
 
 def bench_import(reps):
     rows = []
-    for label, extra in [("import fusion", None), ("+ numpy backend", "numpy"),
-                         ("+ numba backend", "numba")]:
+    for label, extra in [
+        ("import fusion", None),
+        ("+ numpy backend", "numpy"),
+        ("+ numba backend", "numba"),
+    ]:
         env = dict(os.environ)
         env.pop("FUSION_BACKEND", None)
         code = _IMPORT
@@ -226,14 +255,24 @@ def bench_import(reps):
             env["FUSION_BACKEND"] = extra
         times, numba_loaded = [], None
         for _ in range(reps):
-            out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                                 capture_output=True, text=True).stdout.split()
+            out = subprocess.run(
+                [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+            ).stdout.split()
             times.append(float(out[0]))
             numba_loaded = out[1]
-        rows.append([label, f"{statistics.median(times) * 1e3:.0f} ms",
-                     f"{min(times) * 1e3:.0f} ms", numba_loaded])
-    print_table(f"import time, fresh processes ({reps} each)", rows,
-                ["what", "median", "min", "numba imported"])
+        rows.append(
+            [
+                label,
+                f"{statistics.median(times) * 1e3:.0f} ms",
+                f"{min(times) * 1e3:.0f} ms",
+                numba_loaded,
+            ]
+        )
+    print_table(
+        f"import time, fresh processes ({reps} each)",
+        rows,
+        ["what", "median", "min", "numba imported"],
+    )
 
 
 _CLASH = textwrap.dedent("""
@@ -271,7 +310,10 @@ def bench_clash(reps):
         ("fusion default (passive, BLAS auto)", {}),
         ("numba threads spin (OMP_WAIT_POLICY=ACTIVE)", {"OMP_WAIT_POLICY": "ACTIVE"}),
         ("BLAS keeps its threads", {"FUSION_NUMBA_BLAS_THREADS": "keep"}),
-        ("spin + BLAS keeps threads", {"OMP_WAIT_POLICY": "ACTIVE", "FUSION_NUMBA_BLAS_THREADS": "keep"}),
+        (
+            "spin + BLAS keeps threads",
+            {"OMP_WAIT_POLICY": "ACTIVE", "FUSION_NUMBA_BLAS_THREADS": "keep"},
+        ),
         ("BLAS 1 thread always", {"FUSION_NUMBA_BLAS_THREADS": "1"}),
         ("numba 1 thread", {"NUMBA_NUM_THREADS": "1"}),
     ]
@@ -281,16 +323,22 @@ def bench_clash(reps):
             env = dict(os.environ, CLASH_PARALLEL_MIN="1", **extra)
             if extra.get("OMP_WAIT_POLICY") is None:
                 env.pop("OMP_WAIT_POLICY", None)
-            out = subprocess.run([sys.executable, "-c", _CLASH], env=env, check=True,
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, "-c", _CLASH], env=env, check=True, capture_output=True, text=True
+            ).stdout
             results[name].append(json.loads(out))
     rows = []
     for name, runs in results.items():
-        rows.append([name, *[f"{statistics.median(r[key] for r in runs) * 1e3:.2f} ms"
-                             for key in runs[0]]])
+        rows.append(
+            [name, *[f"{statistics.median(r[key] for r in runs) * 1e3:.2f} ms" for key in runs[0]]]
+        )
     keys = list(results[policies[0][0]][0])
-    print_table(f"thread clash: matmul + parallel kernels per step (every kernel parallel), "
-                f"median of {reps} processes", rows, ["policy", *keys])
+    print_table(
+        f"thread clash: matmul + parallel kernels per step (every kernel parallel), "
+        f"median of {reps} processes",
+        rows,
+        ["policy", *keys],
+    )
 
 
 def describe_machine(backends) -> None:
@@ -298,11 +346,15 @@ def describe_machine(backends) -> None:
 
     nb = backends["numba"]
     print("# Fusion backends benchmark\n")
-    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, numba {numba.__version__}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-    print(f"numba threads {numba.get_num_threads()} (layer {numba.threading_layer()}), "
-          f"parallel from {nb.parallel_min} elements, OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY')}, BLAS threads policy {nb.blas_threads}")
+    print(
+        f"python {sys.version.split()[0]}, numpy {np.__version__}, numba {numba.__version__}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"numba threads {numba.get_num_threads()} (layer {numba.threading_layer()}), "
+        f"parallel from {nb.parallel_min} elements, OMP_WAIT_POLICY="
+        f"{os.environ.get('OMP_WAIT_POLICY')}, BLAS threads policy {nb.blas_threads}"
+    )
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"):
         if os.environ.get(var):
             print(f"note: {var}={os.environ[var]} is set")
@@ -311,13 +363,18 @@ def describe_machine(backends) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, no 1e7")
-    parser.add_argument("--only", default="elementwise,reductions,matmul,compile,import",
-                        help="comma-separated sections (also: clash)")
+    parser.add_argument(
+        "--only",
+        default="elementwise,reductions,matmul,compile,import",
+        help="comma-separated sections (also: clash)",
+    )
     args = parser.parse_args(argv)
     sections = set(args.only.split(","))
     reps = 5 if args.quick else 15
-    backends = {"numpy backend": fusion.get_backend("numpy"),
-                "numba backend": fusion.get_backend("numba")}
+    backends = {
+        "numpy backend": fusion.get_backend("numpy"),
+        "numba backend": fusion.get_backend("numba"),
+    }
     describe_machine({"numba": backends["numba backend"]})
     if "elementwise" in sections:
         sizes = [10**6] if args.quick else [10**6, 10**7]

@@ -29,7 +29,8 @@ RTOL = {"float32": 1e-6, "float64": 1e-12}
 
 # inf, nan and division by zero are documented results; the reference numpy calls warn.
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:(divide by zero|overflow|invalid value) encountered:RuntimeWarning")
+    "ignore:(divide by zero|overflow|invalid value) encountered:RuntimeWarning"
+)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def layouts(x: np.ndarray):
     yield "expanded", np.broadcast_to(x[:1], x.shape)
 
 
-# --- unary -------------------------------------------------------------------------------------
+# --- unary ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "sqrt", "recip", "sin"])
@@ -156,15 +157,17 @@ def test_cast(serial, ref, src, dst):
     assert_same(serial.cast(x, target), ref.cast(x, target))
 
 
-@pytest.mark.parametrize("src,dst", [("float64", "float32"), ("float32", "bool"),
-                                     ("int64", "int32"), ("bool", "float32")])
+@pytest.mark.parametrize(
+    "src,dst",
+    [("float64", "float32"), ("float32", "bool"), ("int64", "int32"), ("bool", "float32")],
+)
 def test_cast_parallel_and_strided(parallel, ref, src, dst):
     target = fusion.core.dtypes.to_dtype(dst)
     for _, x in layouts(np.nan_to_num(data(src))):
         assert_same(parallel.cast(x, target), ref.cast(x, target))
 
 
-# --- binary -------------------------------------------------------------------------------------
+# --- binary --------------------------------------------------------------------------------------
 
 
 def pairs(dtype: str, shape=(5, 7)):
@@ -264,7 +267,7 @@ def test_where(nb, ref, dtype):
         assert_same(nb.where(c, x, y), ref.where(c, x, y))
 
 
-# --- reduce -------------------------------------------------------------------------------------
+# --- reduce --------------------------------------------------------------------------------------
 
 AXES_3D = [(0,), (1,), (2,), (0, 1), (1, 2), (0, 2), (0, 1, 2), ()]
 
@@ -273,8 +276,11 @@ AXES_3D = [(0,), (1,), (2,), (0, 1), (1, 2), (0, 2), (0, 1, 2), ()]
 @pytest.mark.parametrize("axes", AXES_3D)
 def test_reduce_sum(nb, ref, dtype, axes):
     x = data(dtype, (4, 6, 9), special=False)
-    for _, v in [("contiguous", x), ("permuted", np.ascontiguousarray(x.transpose(2, 0, 1))
-                                      .transpose(1, 2, 0)), ("strided", x[:, ::-1, ::2])]:
+    for _, v in [
+        ("contiguous", x),
+        ("permuted", np.ascontiguousarray(x.transpose(2, 0, 1)).transpose(1, 2, 0)),
+        ("strided", x[:, ::-1, ::2]),
+    ]:
         got = nb.reduce_sum(v, axes)
         if dtype in FLOATS:  # numba sums float32 in float64: compare with an exact-ish sum
             assert got.dtype == np.dtype(dtype)
@@ -311,8 +317,7 @@ def test_reduce_int32_sum_wraps_in_int32(serial):
 def test_reduce_nan_and_inf(nb, dtype):
     x = data(dtype, (6, 130))
     for axes in [(0,), (1,), (0, 1)]:
-        np.testing.assert_array_equal(nb.reduce_max(x, axes),
-                                      np.max(x, axis=axes, keepdims=True))
+        np.testing.assert_array_equal(nb.reduce_max(x, axes), np.max(x, axis=axes, keepdims=True))
         with np.errstate(invalid="ignore"):
             want = np.sum(x.astype(np.float64), axis=axes, keepdims=True).astype(dtype)
         np.testing.assert_allclose(nb.reduce_sum(x, axes), want, rtol=RTOL[dtype])
@@ -327,9 +332,19 @@ def test_reduce_empty(serial, ref):
         serial.reduce_max(x, (0,))
 
 
-@pytest.mark.parametrize("shape,axes", [((3, 1, 4), (1,)), ((1, 5), (0, 1)), ((7,), (0,)),
-                                        ((2, 3, 4, 5), (0, 2)), ((2, 3, 4, 5), (1, 3)),
-                                        ((3, 1000), (1,)), ((1000, 3), (0,)), ((2, 1000, 3), (1,))])
+@pytest.mark.parametrize(
+    "shape,axes",
+    [
+        ((3, 1, 4), (1,)),
+        ((1, 5), (0, 1)),
+        ((7,), (0,)),
+        ((2, 3, 4, 5), (0, 2)),
+        ((2, 3, 4, 5), (1, 3)),
+        ((3, 1000), (1,)),
+        ((1000, 3), (0,)),
+        ((2, 1000, 3), (1,)),
+    ],
+)
 def test_reduce_shapes(nb, ref, shape, axes):
     x = data("float64", shape, special=False)
     assert_same(nb.reduce_sum(x, axes), ref.reduce_sum(x, axes))
@@ -339,19 +354,25 @@ def test_reduce_shapes(nb, ref, shape, axes):
 def test_float32_sum_is_accurate(parallel):
     """Float32 sums accumulate in float64: a long sum stays within float32 rounding."""
     x = np.full(1_000_003, 0.1, np.float32)
-    np.testing.assert_allclose(parallel.reduce_sum(x, (0,)), [x.astype(np.float64).sum()],
-                               rtol=1e-7)
+    np.testing.assert_allclose(
+        parallel.reduce_sum(x, (0,)), [x.astype(np.float64).sum()], rtol=1e-7
+    )
 
 
-# --- movement, creation ----------------------------------------------------------------------------
+# --- movement, creation --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_movement(serial, ref, dtype):
     x = data(dtype, (2, 3, 4))
-    for name, args in [("reshape", ((4, 6),)), ("expand", ((5, 2, 3, 4),)),
-                       ("permute", ((2, 0, 1),)), ("pad", (((1, 0), (0, 2), (1, 1)), 0)),
-                       ("shrink", (((0, 1), (1, 3), (0, 4)),)), ("flip", ((0, 2),))]:
+    for name, args in [
+        ("reshape", ((4, 6),)),
+        ("expand", ((5, 2, 3, 4),)),
+        ("permute", ((2, 0, 1),)),
+        ("pad", (((1, 0), (0, 2), (1, 1)), 0)),
+        ("shrink", (((0, 1), (1, 3), (0, 4)),)),
+        ("flip", ((0, 2),)),
+    ]:
         if name == "expand":
             x4 = x.reshape(1, 2, 3, 4)
             assert_same(serial.expand(x4, *args), ref.expand(x4, *args))
@@ -375,7 +396,7 @@ def test_contract(serial, ref, dtype):
     assert_same(serial.contract(x, y), ref.contract(x, y))
 
 
-# --- edge shapes --------------------------------------------------------------------------------
+# --- edge shapes ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("shape", [(0,), (3, 0), (), (1,), (1, 1)])
@@ -399,7 +420,7 @@ def test_inputs_are_not_modified(nb):
     np.testing.assert_array_equal(y, yc)
 
 
-# --- above the default parallel threshold ----------------------------------------------------------
+# --- above the default parallel threshold --------------------------------------------------------
 
 
 def test_large_arrays_take_the_parallel_path(serial, ref):
@@ -417,12 +438,14 @@ def test_large_arrays_take_the_parallel_path(serial, ref):
         assert_same(serial.reduce_max(xs, axes), ref.reduce_max(xs, axes))
 
 
-# --- packaging: lazy import, cache directory ------------------------------------------------------
+# --- packaging: lazy import, cache directory -----------------------------------------------------
 
 
 def test_import_fusion_does_not_import_numba():
-    code = ("import sys, fusion; fusion.get_backend('numpy'); fusion.available_backends(); "
-            "assert 'numba' not in sys.modules, 'numba imported'")
+    code = (
+        "import sys, fusion; fusion.get_backend('numpy'); fusion.available_backends(); "
+        "assert 'numba' not in sys.modules, 'numba imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -435,8 +458,7 @@ def test_cache_dir_per_xdist_worker(tmp_path):
 
 
 def test_backend_registered_and_selected_by_environment():
-    code = ("import fusion; b = fusion.get_backend(); "
-            "assert type(b).__name__ == 'NumbaBackend', b")
+    code = "import fusion; b = fusion.get_backend(); assert type(b).__name__ == 'NumbaBackend', b"
     env = dict(os.environ, FUSION_BACKEND="numba")
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
@@ -457,3 +479,25 @@ def test_numba_missing_is_a_clear_error(tmp_path):
     )
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_pool_reuses_only_blocks_nobody_holds():
+    from fusion.backends.numba.pool import MIN_BYTES, BufferPool
+
+    pool = BufferPool(1 << 30)
+    n = MIN_BYTES // 4
+    a = pool.empty(n, np.float32).reshape(2, -1)
+    b = pool.empty(n, np.float32)
+    assert not np.shares_memory(a, b)
+    view = a[:, ::2]
+    del a
+    c = pool.empty(n, np.float32)  # a's block is still referenced through view
+    assert not np.shares_memory(c, view) and not np.shares_memory(c, b)
+    address = view.__array_interface__["data"][0]
+    del view
+    d = pool.empty(n, np.int32)
+    assert d.__array_interface__["data"][0] == address  # reused once free
+    assert pool.held == 3 * n * 4
+    small = pool.empty(10, np.float64)
+    assert pool.held == 3 * n * 4 and small.shape == (10,)
+    assert BufferPool(0).empty(n, np.float32).shape == (n,)

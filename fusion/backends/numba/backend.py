@@ -17,6 +17,7 @@ from fusion.core.backend import Backend
 from fusion.core.dtypes import DType
 
 from . import config, threads
+from .pool import BufferPool
 
 # Where the numba kernels fall back to numpy (the contraction, tiny reductions' merges), the
 # documented results inf/-inf/nan are not warnings; see fusion/backends/numpy/backend.py.
@@ -30,8 +31,24 @@ warnings.filterwarnings(
 _INT_KINDS = "iu"
 
 
-_ELEMENTWISE = ("neg", "exp", "log", "sqrt", "recip", "sin", "cast", "add", "sub", "mul", "div",
-                "pow", "maximum", "cmpeq", "cmplt", "where")
+_ELEMENTWISE = (
+    "neg",
+    "exp",
+    "log",
+    "sqrt",
+    "recip",
+    "sin",
+    "cast",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "maximum",
+    "cmpeq",
+    "cmplt",
+    "where",
+)
 
 
 def _require_float(name: str, x: np.ndarray) -> None:
@@ -46,7 +63,7 @@ def _require_numeric(name: str, x: np.ndarray) -> None:
 
 def _is_scalar_broadcast(a: np.ndarray) -> bool:
     """All elements share one memory location (an expanded constant)."""
-    return a.size > 1 and all(s == 0 or n == 1 for s, n in zip(a.strides, a.shape))
+    return a.size > 1 and all(s == 0 or n == 1 for s, n in zip(a.strides, a.shape, strict=True))
 
 
 def _flat(a: np.ndarray, n: int) -> np.ndarray:
@@ -96,6 +113,7 @@ class NumbaBackend(Backend):
         self._numba = numba
         self.parallel_min = config.parallel_min()
         self.blas_threads = threads.blas_setting()
+        self.pool = BufferPool.from_environment()
         threads.apply_policy()
 
     # --- choosing a kernel ---------------------------------------------------------------
@@ -104,7 +122,6 @@ class NumbaBackend(Backend):
 
     def _threads(self) -> int:
         return self._numba.get_num_threads()
-
 
     # --- elementwise ---------------------------------------------------------------------
     def _map(self, name: str, out_dtype, *operands: np.ndarray) -> np.ndarray:
@@ -121,7 +138,7 @@ class NumbaBackend(Backend):
             operands, expanded = _shared_broadcast(operands)
             n = operands[0].size
             flat = [_flat(a, n) for a in operands]
-        out = np.empty(n, out_dtype)
+        out = self.pool.empty(n, out_dtype)
         if n >= self.parallel_min and self._numba.get_num_threads() > 1:
             self._par[name](*flat, out, self._numba.get_num_threads())
         elif n:
@@ -217,8 +234,9 @@ class NumbaBackend(Backend):
         out_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
         if math.prod(x.shape[i] for i in axes) == 0:
             if op == "max":
-                raise ValueError("zero-size array to reduction operation maximum which has no "
-                                 "identity")
+                raise ValueError(
+                    "zero-size array to reduction operation maximum which has no identity"
+                )
             return np.zeros(out_shape, x.dtype)
         if x.size == 0:
             return np.empty(out_shape, x.dtype)
@@ -256,11 +274,11 @@ class NumbaBackend(Backend):
         while any(reduced for _, reduced in runs):
             j = max(i for i, (_, reduced) in enumerate(runs) if reduced)
             a = math.prod(n for n, _ in runs[:j])
-            b = math.prod(n for n, _ in runs[j + 1:])
+            b = math.prod(n for n, _ in runs[j + 1 :])
             work = self._reduce_axis1(op, work.reshape(a, runs[j][0], b))
-            runs = runs[:j] + runs[j + 1:]
+            runs = runs[:j] + runs[j + 1 :]
             if 0 < j < len(runs):  # the kept runs on either side are now adjacent
-                runs[j - 1:j + 1] = [[runs[j - 1][0] * runs[j][0], False]]
+                runs[j - 1 : j + 1] = [[runs[j - 1][0] * runs[j][0], False]]
         result = work.reshape(out_shape)
         if result.dtype != x.dtype:
             result = result.astype(x.dtype)  # float64 -> float32, int64 -> int32 or bool
@@ -320,10 +338,10 @@ class NumbaBackend(Backend):
         return np.transpose(x, order)
 
     def pad(self, x, widths, value):
-        shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths))
+        shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths, strict=True))
         out = np.empty(shape, x.dtype)
         out[...] = value  # assignment converts ``value`` exactly as np.pad does
-        out[tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape, widths))] = x
+        out[tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape, widths, strict=True))] = x
         return out
 
     def shrink(self, x, bounds):

@@ -8,7 +8,12 @@ This module does not import numba; :func:`load_kernels` does, on the backend's f
                                kernels, or a per-user cache directory when that is read-only)
 ``FUSION_NUMBA_PARALLEL_MIN``  elements from which a kernel runs on all numba threads
                                (default 262144); smaller work runs serially, on the caller
+``FUSION_NUMBA_BLAS_THREADS``  BLAS threads in matmul: ``auto`` (default), ``keep`` or a
+                               count (see :mod:`.threads`)
+``FUSION_NUMBA_POOL_MB``       memory kept for reusing large outputs (default 512, 0: off;
+                               see :mod:`.pool`)
 ``NUMBA_NUM_THREADS``          numba's thread count (also ``numba.set_num_threads`` at run time)
+``OMP_WAIT_POLICY``            set to ``PASSIVE`` by the backend unless already set
 ``PYTEST_XDIST_WORKER``        set by pytest-xdist: each worker gets its own cache subdirectory
 =============================  ================================================================
 """

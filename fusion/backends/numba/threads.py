@@ -58,8 +58,9 @@ def blas_setting(environ=os.environ) -> str | int:
     except ValueError:
         count = 0
     if count < 1:
-        raise ValueError(f"{BLAS_THREADS_ENV} must be auto, keep or a positive integer, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{BLAS_THREADS_ENV} must be auto, keep or a positive integer, got {value!r}"
+        )
     return count
 
 
@@ -97,5 +98,5 @@ def blas_region(macs: int, setting: str | int = "auto") -> Iterator[None]:
     try:
         yield
     finally:
-        for c, n in zip(controllers, previous):
+        for c, n in zip(controllers, previous, strict=True):
             c.set_num_threads(n)
