@@ -117,7 +117,7 @@ class BatchSampler(Sampler):
         self.drop_last = bool(drop_last)
 
     def __iter__(self) -> Iterator[list[int]]:
-        if isinstance(self.sampler, RandomSampler):
+        if type(self.sampler).__iter__ is RandomSampler.__iter__:
             order = self.sampler.order()  # one draw, sliced: no per-index Python loop
         else:
             order = np.fromiter(self.sampler, dtype=np.int64)
