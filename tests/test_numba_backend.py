@@ -501,3 +501,31 @@ def test_pool_reuses_only_blocks_nobody_holds():
     small = pool.empty(10, np.float64)
     assert pool.held == 3 * n * 4 and small.shape == (10,)
     assert BufferPool(0).empty(n, np.float32).shape == (n,)
+
+
+def test_blas_policy():
+    from fusion.backends.numba import threads
+
+    assert threads.blas_threads_for(100, "auto") is None  # OpenBLAS is single-threaded there
+    assert threads.blas_threads_for(1 << 20, "auto") == 1
+    assert threads.blas_threads_for(threads.BLAS_PARALLEL_MIN, "auto") is None
+    assert threads.blas_threads_for(1 << 20, "keep") is None
+    assert threads.blas_threads_for(1 << 20, 3) == 3
+    assert threads.blas_setting({"FUSION_NUMBA_BLAS_THREADS": "2"}) == 2
+    assert threads.blas_setting({}) == "auto"
+    with pytest.raises(ValueError, match="FUSION_NUMBA_BLAS_THREADS"):
+        threads.blas_setting({"FUSION_NUMBA_BLAS_THREADS": "many"})
+
+
+def test_blas_thread_count_is_restored(serial):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def counts():
+        return [
+            i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
+        ]
+
+    before = counts()
+    a = np.ones((128, 128), np.float32)
+    np.testing.assert_array_equal(serial.contract(a, a), a @ a)
+    assert counts() == before

@@ -357,6 +357,8 @@ class NumbaBackend(Backend):
         BLAS is faster than any loop numba compiles; see :mod:`.threads` for how its threads
         and numba's share the cores.
         """
-        macs = x.shape[-2] * x.shape[-1] * y.shape[-1]
-        with threads.blas_region(macs, self.blas_threads):
+        count = threads.blas_threads_for(x.shape[-2] * x.shape[-1] * y.shape[-1], self.blas_threads)
+        if count is None:
+            return np.matmul(x, y)
+        with threads.blas_limit(count):
             return np.matmul(x, y)

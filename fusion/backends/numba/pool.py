@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 import numpy as np
 
@@ -34,6 +35,7 @@ class BufferPool:
         self.limit = limit_bytes if gil else 0
         self.held = 0
         self._blocks: dict[int, list[np.ndarray]] = {}
+        self._lock = threading.Lock()  # a free block must go to one caller only
         # The reference count of a block that nobody but the pool holds, measured the way
         # empty() measures it (the count differs between Python versions).
         self._free_refs = self._refs([np.empty(1, np.uint8)], 0)
@@ -57,15 +59,16 @@ class BufferPool:
         nbytes = n * dtype.itemsize
         if nbytes < MIN_BYTES or not self.limit:
             return np.empty(n, dtype)
-        blocks = self._blocks.setdefault(nbytes, [])
-        for i in range(len(blocks)):
-            if self._refs(blocks, i) <= self._free_refs:
-                return blocks[i].view(dtype)
-        block = np.empty(nbytes, np.uint8)
-        if self.held + nbytes <= self.limit:
-            blocks.append(block)
-            self.held += nbytes
-        return block.view(dtype)
+        with self._lock:
+            blocks = self._blocks.setdefault(nbytes, [])
+            for i in range(len(blocks)):
+                if self._refs(blocks, i) <= self._free_refs:
+                    return blocks[i].view(dtype)
+            block = np.empty(nbytes, np.uint8)
+            if self.held + nbytes <= self.limit:
+                blocks.append(block)
+                self.held += nbytes
+            return block.view(dtype)
 
     def clear(self) -> None:
         """Drop every block (memory in use by live arrays stays with them)."""

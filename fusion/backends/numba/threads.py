@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 
 BLAS_THREADS_ENV = "FUSION_NUMBA_BLAS_THREADS"
@@ -36,8 +37,13 @@ BLAS_PARALLEL_MIN = 1 << 27
 #: OpenBLAS runs products below this many multiply-adds on one thread by itself.
 _BLAS_SINGLE_BELOW = 1 << 18
 
-_blas = None  # the threadpoolctl controller of the BLAS libraries, once looked up
+_blas = None  # the threadpoolctl controllers of the BLAS libraries, once looked up
 _blas_looked_up = False
+# Several Python threads may multiply at once: the first to enter a limited region saves
+# BLAS's thread counts, the last to leave restores them.
+_lock = threading.Lock()
+_depth = 0
+_saved: list[int] = []
 
 
 def apply_policy() -> None:
@@ -77,26 +83,44 @@ def _blas_controller():
     return _blas
 
 
-@contextlib.contextmanager
-def blas_region(macs: int, setting: str | int = "auto") -> Iterator[None]:
-    """Run the block (one BLAS product of ``macs`` multiply-adds per matrix) with the BLAS
-    thread count of the policy, restoring the previous count afterwards."""
+def blas_threads_for(macs: int, setting: str | int = "auto") -> int | None:
+    """The BLAS thread count the policy wants for a product of ``macs`` multiply-adds per
+    matrix, or None to leave BLAS as it is."""
     if setting == "keep" or macs < _BLAS_SINGLE_BELOW:
-        yield
-        return
-    if setting == "auto" and macs >= BLAS_PARALLEL_MIN:
-        yield
-        return
+        return None  # OpenBLAS runs such small products on one thread by itself
+    if setting == "auto":
+        return None if macs >= BLAS_PARALLEL_MIN else 1
+    return setting
+
+
+@contextlib.contextmanager
+def blas_limit(count: int) -> Iterator[None]:
+    """Run the block with BLAS on ``count`` threads, restoring its count afterwards."""
     controllers = _blas_controller()
     if not controllers:
         yield
         return
-    want = 1 if setting == "auto" else setting
-    previous = [c.num_threads for c in controllers]
-    for c in controllers:
-        c.set_num_threads(want)
+    _enter(controllers, count)
     try:
         yield
     finally:
-        for c, n in zip(controllers, previous, strict=True):
-            c.set_num_threads(n)
+        _leave(controllers)
+
+
+def _enter(controllers, want: int) -> None:
+    global _depth, _saved
+    with _lock:
+        if _depth == 0:
+            _saved = [c.num_threads for c in controllers]
+        _depth += 1
+        for c in controllers:
+            c.set_num_threads(want)
+
+
+def _leave(controllers) -> None:
+    global _depth
+    with _lock:
+        _depth -= 1
+        if _depth == 0:
+            for c, n in zip(controllers, _saved, strict=True):
+                c.set_num_threads(n)
