@@ -34,6 +34,10 @@ DEFAULTS = {
 }
 
 
+class UsageError(InputError):
+    """A setting that cannot work (exit status 2, like argparse's errors)."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: the problem and where to look, no usage block."""
 
@@ -183,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-plot", action="store_true", help="draw no learning curves")
     train.add_argument("--compare", nargs="+", default=[], metavar="HISTORY.json",
                        help="histories of earlier runs to draw with this one")
+    train.set_defaults(check=_check_train_args, parser=train)
 
     predict = commands.add_parser(
         "predict", help="evaluate a saved model on a data file",
@@ -277,7 +282,7 @@ def _select_backend(name: str | None) -> str:
         try:
             fusion.set_backend(name)
         except fusion.BackendNotFoundError as exc:
-            raise InputError(f"--backend: {exc}") from None
+            raise UsageError(f"argument --backend: {exc}") from None
     return fusion.get_backend().name
 
 
@@ -303,8 +308,10 @@ def _read_history(path: str):
     return history
 
 
-def draw_curves(runs: dict, path: str, title: str | None = None) -> None:
-    """Loss and accuracy of training and validation, every run on the same two panels."""
+def draw_curves(runs, path: str, title: str | None = None, best_epoch: int | None = None
+                ) -> None:
+    """Loss and accuracy of training and validation, every run (a History, or a dict of
+    them by name) on the same two panels; ``best_epoch`` is marked with a dotted line."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed, none opened
@@ -313,6 +320,11 @@ def draw_curves(runs: dict, path: str, title: str | None = None) -> None:
     from fusion.viz.plots import plot_learning_curves
 
     figure = plot_learning_curves(runs, metrics=["loss", "accuracy"])
+    if best_epoch is not None:
+        for panel in figure.axes:
+            panel.axvline(best_epoch, color="grey", linestyle=":", linewidth=1,
+                          label=f"kept (epoch {best_epoch})")
+            panel.legend(fontsize="small")
     if title:
         figure.suptitle(title, fontsize="medium")
         figure.tight_layout()
@@ -409,7 +421,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                  f"lr {args.learning_rate:g}, batch {args.batch_size}: val loss {val_loss:.4f},"
                  f" val acc {val_acc:.4f}")
         runs = {**compared, history_json.stem: history}
-        draw_curves(runs if compared else history, args.plot, title)
+        draw_curves(runs if compared else history, args.plot, title, best_epoch=best)
         print(f"> learning curves drawn in {args.plot}")
     return 0
 
@@ -470,13 +482,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``fusion-mlp`` and ``python -m fusion.examples.mlp``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "train":
-        _check_train_args(parser, args)
+    if hasattr(args, "check"):
+        args.check(args.parser, args)
     try:
         return COMMANDS[args.command](args)
     except InputError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(error, UsageError) else 1
     except ImportError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return 1
