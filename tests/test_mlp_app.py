@@ -314,3 +314,27 @@ def test_predict_names_a_bad_row_in_its_data(workspace, tmp_path):
     bad = _edited(workspace / "data_valid.csv", tmp_path / "bad.csv", _set(9, 2, "benign"))
     check_error(run_mlp("predict", "--model", model, "--data", bad, cwd=tmp_path),
                 f"{bad}, row 9, column 2: unknown diagnosis 'benign'", status=1)
+
+
+@pytest.mark.parametrize("optimizer, init, activation", [
+    ("gd", "heUniform", "relu"), ("sgd", "heNormal", "relu"), ("momentum", "xavierNormal", "tanh"),
+    ("nesterov", "lecunNormal", "tanh"), ("rmsprop", "lecunUniform", "sigmoid"),
+    ("adam", "randomNormal", "relu"), ("adam", "randomUniform", "sigmoid")])
+def test_every_optimizer_and_initialisation_trains(workspace, tmp_path, monkeypatch, capsys,
+                                                   optimizer, init, activation):
+    """In-process (the same main as the command) to keep the suite quick: a few epochs each."""
+    from fusion.examples.mlp import main
+
+    monkeypatch.chdir(tmp_path)
+    status = main(["train", "--train", str(workspace / "data_train.csv"), "--valid",
+                   str(workspace / "data_valid.csv"), "--optimizer", optimizer, "--init", init,
+                   "--activation", activation, "--learning_rate", "0.05", "--epochs", "4",
+                   "--patience", "0", "--no-plot"])
+    out = capsys.readouterr().out
+    assert status == 0
+    epochs = [EPOCH_LINE.fullmatch(line) for line in out.splitlines()
+              if line.startswith("epoch ")]
+    assert len(epochs) == 4 and all(epochs)
+    assert float(epochs[-1][3]) < float(epochs[0][3])  # the training loss went down
+    assert float(re.search(r"accuracy (\d\.\d{4})", out)[1]) >= 0.85
+    assert (tmp_path / "saved_model.safetensors").exists()
