@@ -295,6 +295,10 @@ def test_missing_files_are_named(workspace, tmp_path):
     check_error(run_mlp("predict", "--model", "absent", "--data", workspace / "data_valid.csv",
                         cwd=tmp_path), "absent: no such model file")
     check_error(run_mlp("plot", "absent.json", cwd=tmp_path), "absent.json: no such history")
+    # where the model would go is checked before the first epoch, not after the last
+    check_error(run_mlp("train", "--train", workspace / "data_train.csv", "--valid",
+                        workspace / "data_valid.csv", "--model", "absent/model", cwd=tmp_path),
+                "no folder 'absent' (--model)", status=1)
     check_error(run_mlp("split", workspace / "data.csv", "--valid", "1.5", cwd=tmp_path),
                 "--valid: expected a fraction between 0 and 1", status=2)
     # a file that is not a model, and a model without the scaler this program saves

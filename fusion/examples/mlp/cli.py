@@ -336,6 +336,19 @@ def draw_curves(runs, path: str, title: str | None = None, best_epoch: int | Non
         plt.close(figure)
 
 
+def _check_destinations(args: argparse.Namespace) -> None:
+    """Every file train writes must have a folder to go to, known before the first epoch."""
+    from .model import model_path
+
+    outputs = {"--model": model_path(args.model), "--history": Path(args.history)}
+    if not args.no_plot:
+        outputs["--plot"] = Path(args.plot)
+    for flag, path in outputs.items():
+        if not path.parent.is_dir():
+            raise InputError(f"{path}: cannot be written, no folder {str(path.parent)!r} "
+                             f"({flag})")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import fusion
     from fusion import nn
@@ -346,6 +359,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     backend = _select_backend(args.backend)
     compared = {Path(p).stem: _read_history(p) for p in args.compare}
+    _check_destinations(args)
     train, valid = read_samples(args.train), read_samples(args.valid)
     if len(set(train.y.tolist())) < 2:
         raise InputError(f"{train.path}: holds only {CLASSES[train.y[0]]} samples; training "
@@ -420,7 +434,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         title = (f"MLP {sizes}, {'/'.join(sorted(set(activations)))}, {args.optimizer} "
                  f"lr {args.learning_rate:g}, batch {args.batch_size}: val loss {val_loss:.4f},"
                  f" val acc {val_acc:.4f}")
-        runs = {**compared, history_json.stem: history}
+        label = history_json.stem if history_json.stem not in compared else "this run"
+        runs = {**compared, label: history}
         draw_curves(runs if compared else history, args.plot, title, best_epoch=best)
         print(f"> learning curves drawn in {args.plot}")
     return 0

@@ -129,8 +129,6 @@ def save_model(model: nn.Sequential, scaler: StandardScaler, path: str | os.Path
     """Write the model (topology and weights, readable by :func:`fusion.load`) with the
     scaler's statistics and the run's ``settings`` in its metadata. Returns the path written."""
     target = model_path(path)
-    if target.parent != Path("") and not target.parent.is_dir():
-        raise InputError(f"{target}: cannot be written (no folder {str(target.parent)!r})")
     try:
         fusion.save(model, target)
         # read back and rewritten with one more metadata entry: fusion.save owns the format
