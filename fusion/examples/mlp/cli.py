@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     dataset = commands.add_parser(
         "dataset", help="write data.csv from the copy of the data scikit-learn ships",
-        description=f"Write the {len(CLASSES)}-class data in the school's format: no header; "
-                    f"an id, the diagnosis M or B, then {FEATURES} features per row.")
+        description="Write the Wisconsin data (569 samples) in the school's format: no header; "
+                    f"an id, the diagnosis M or B, then {FEATURES} features per row. The ids "
+                    "are row numbers: scikit-learn's copy has none.")
     dataset.add_argument("path", nargs="?", default="data.csv",
                          help="file to write (default %(default)s)")
 
