@@ -219,8 +219,7 @@ class NumbaBackend(Backend):
     # --- ternary -------------------------------------------------------------------------
     def where(self, cond, x, y):
         if cond.size and (_is_scalar_broadcast(cond) or cond.size == 1):
-            chosen = x if cond.reshape(-1)[0] else y  # a broadcast condition picks one side
-            return chosen.copy()
+            return x if cond.reshape(-1)[0] else y  # a broadcast condition picks one side
         return self._map("where", x.dtype, cond, x, y)
 
     # --- reduce --------------------------------------------------------------------------
