@@ -3,6 +3,7 @@
     python benchmarks/backends.py            # everything (a few minutes on 2 cores)
     python benchmarks/backends.py --quick    # fewer repetitions, no 1e7 sizes
     python benchmarks/backends.py --only elementwise,reductions,matmul,compile,import,clash
+    python benchmarks/backends.py --only clash --busy 2   # thread policies, 2 busy processes
 
 Written against the backend methods (the primitives), so it measures the backends, not the
 Tensor frontend. Every figure is a median over repetitions taken in interleaved rounds (each
@@ -304,8 +305,10 @@ _CLASH = textwrap.dedent("""
 """)
 
 
-def bench_clash(reps):
-    """A step mixing BLAS products and parallel kernels under several thread policies."""
+def bench_clash(reps, busy=0):
+    """A step mixing BLAS products and parallel kernels under several thread policies, with
+    every kernel forced parallel and with the default threshold; ``busy`` processes spinning
+    alongside stand in for the other users of a shared machine."""
     policies = [
         ("fusion default (passive, BLAS auto)", {}),
         ("numba threads spin (OMP_WAIT_POLICY=ACTIVE)", {"OMP_WAIT_POLICY": "ACTIVE"}),
@@ -317,28 +320,50 @@ def bench_clash(reps):
         ("BLAS 1 thread always", {"FUSION_NUMBA_BLAS_THREADS": "1"}),
         ("numba 1 thread", {"NUMBA_NUM_THREADS": "1"}),
     ]
-    results = {name: [] for name, _ in policies}
-    for _ in range(reps):
-        for name, extra in policies:
-            env = dict(os.environ, CLASH_PARALLEL_MIN="1", **extra)
-            if extra.get("OMP_WAIT_POLICY") is None:
-                env.pop("OMP_WAIT_POLICY", None)
-            out = subprocess.run(
-                [sys.executable, "-c", _CLASH], env=env, check=True, capture_output=True, text=True
-            ).stdout
-            results[name].append(json.loads(out))
+    thresholds = {"all parallel": "1", "default threshold": None}
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+    results: dict[tuple[str, str], list[dict]] = {}
+    try:
+        for _ in range(reps):
+            for name, extra in policies:
+                for label, pmin in thresholds.items():
+                    env = dict(os.environ, **extra)
+                    env["CLASH_PARALLEL_MIN"] = pmin or str(config_parallel_min())
+                    if "OMP_WAIT_POLICY" not in extra:
+                        env.pop("OMP_WAIT_POLICY", None)
+                    out = subprocess.run(
+                        [sys.executable, "-c", _CLASH],
+                        env=env,
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout
+                    results.setdefault((name, label), []).append(json.loads(out))
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
     rows = []
-    for name, runs in results.items():
-        rows.append(
-            [name, *[f"{statistics.median(r[key] for r in runs) * 1e3:.2f} ms" for key in runs[0]]]
-        )
-    keys = list(results[policies[0][0]][0])
+    for name, _ in policies:
+        row = [name]
+        for label in thresholds:
+            runs = results[(name, label)]
+            row += [f"{statistics.median(r[key] for r in runs) * 1e3:.2f} ms" for key in runs[0]]
+        rows.append(row)
+    keys = list(results[(policies[0][0], "all parallel")][0])
+    header = ["policy"] + [f"{key} ({label})" for label in thresholds for key in keys]
     print_table(
-        f"thread clash: matmul + parallel kernels per step (every kernel parallel), "
-        f"median of {reps} processes",
+        f"thread clash: ms per step of 2 BLAS products + parallel kernels, median of {reps} "
+        f"processes, {busy} busy processes alongside",
         rows,
-        ["policy", *keys],
+        header,
     )
+
+
+def config_parallel_min() -> int:
+    from fusion.backends.numba import config
+
+    return config.parallel_min()
 
 
 def describe_machine(backends) -> None:
@@ -364,6 +389,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, no 1e7")
     parser.add_argument(
+        "--busy", type=int, default=0, help="busy processes alongside the clash section"
+    )
+    parser.add_argument(
         "--only",
         default="elementwise,reductions,matmul,compile,import",
         help="comma-separated sections (also: clash)",
@@ -388,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
     if "import" in sections:
         bench_import(5 if args.quick else 11)
     if "clash" in sections:
-        bench_clash(1 if args.quick else 3)
+        bench_clash(1 if args.quick else 3, args.busy)
 
 
 if __name__ == "__main__":

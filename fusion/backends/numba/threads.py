@@ -2,8 +2,9 @@
 
 Both pools want every core. Left alone, numba's OpenMP threads spin after each parallel kernel
 and OpenBLAS's threads spin after each multi-threaded matmul, each pool stealing the cores the
-other needs next: on a 2-core machine a step mixing matmuls with parallel kernels measured 40 to
-200 times slower than with the policy below (``python benchmarks/backends.py --clash``).
+other needs next: on a shared 2-core machine, a step mixing two BLAS products with parallel
+kernels took 8 to 120 ms instead of 1 to 2 ms with the policy below
+(``python benchmarks/backends.py --only clash``; figures in docs/numba.md).
 
 The policy, applied when the backend starts:
 
@@ -12,11 +13,13 @@ The policy, applied when the backend starts:
    parallel launch, which is why only work above ``FUSION_NUMBA_PARALLEL_MIN`` elements runs in
    parallel. It takes effect only if no OpenMP runtime was loaded before numba's first parallel
    kernel (another library that loaded libgomp first keeps its own setting).
-2. The contraction (matmul through BLAS) runs single-threaded unless the product is large
+2. Once numba's thread pool has started (a parallel kernel ran), the contraction (matmul
+   through BLAS) runs single-threaded unless the product is large
    (``FUSION_NUMBA_BLAS_THREADS``): ``auto`` (default) gives BLAS one thread below
    :data:`BLAS_PARALLEL_MIN` multiply-adds per matrix and all of its threads above, where the
-   product is long enough to amortise waking them; an integer fixes the count; ``keep``
-   leaves BLAS as it is. BLAS's thread count is restored after each call, so numpy code
+   product is long enough to amortise waking them; before any parallel kernel, BLAS keeps its
+   threads (there is nothing to clash with). An integer fixes the count; ``keep`` leaves BLAS
+   as it is. BLAS's thread count is restored after each call, so numpy code
    elsewhere in the process is unaffected. Controlling BLAS needs ``threadpoolctl``; without
    it, BLAS keeps its own threads.
 
@@ -89,8 +92,17 @@ def blas_threads_for(macs: int, setting: str | int = "auto") -> int | None:
     if setting == "keep" or macs < _BLAS_SINGLE_BELOW:
         return None  # OpenBLAS runs such small products on one thread by itself
     if setting == "auto":
-        return None if macs >= BLAS_PARALLEL_MIN else 1
+        if macs >= BLAS_PARALLEL_MIN or not numba_threads_started():
+            return None
+        return 1
     return setting
+
+
+def numba_threads_started() -> bool:
+    """Whether numba's thread pool exists (a parallel kernel ran in this process)."""
+    from numba.np.ufunc import parallel
+
+    return getattr(parallel, "_is_initialized", True)
 
 
 @contextlib.contextmanager
