@@ -177,6 +177,9 @@ def pairs(dtype: str, shape=(5, 7)):
     yield x, np.broadcast_to(y[:1, :1], shape)
     yield np.broadcast_to(x[:1, :1], shape), y
     yield np.ascontiguousarray(x.T).T, y[::-1]
+    xt, yt = np.ascontiguousarray(x.T).T, np.ascontiguousarray(y.T).T
+    yield xt, yt  # both transposed alike: computed in memory order, no copy
+    yield xt, np.broadcast_to(y[:1, :1], shape)
     yield x, np.broadcast_to(y[:1], shape)  # a broadcast row: materialised
     yield np.broadcast_to(x[:, :1], shape), np.broadcast_to(y[:, :1], shape)  # both: computed once
 

@@ -63,7 +63,20 @@ def _require_numeric(name: str, x: np.ndarray) -> None:
 
 def _is_scalar_broadcast(a: np.ndarray) -> bool:
     """All elements share one memory location (an expanded constant)."""
-    return a.size > 1 and all(s == 0 or n == 1 for s, n in zip(a.strides, a.shape, strict=True))
+    strides = a.strides
+    if 0 not in strides:
+        return False
+    if not any(strides):
+        return a.size > 1
+    return a.size > 1 and all(s == 0 or n == 1 for s, n in zip(strides, a.shape, strict=True))
+
+
+def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
+    """The permutation that undoes ``order``."""
+    inverse = [0] * len(order)
+    for i, axis in enumerate(order):
+        inverse[axis] = i
+    return tuple(inverse)
 
 
 def _flat(a: np.ndarray, n: int) -> np.ndarray:
@@ -77,6 +90,8 @@ def _flat(a: np.ndarray, n: int) -> np.ndarray:
 
 def _shared_broadcast(arrays: tuple[np.ndarray, ...]) -> tuple[tuple[np.ndarray, ...], bool]:
     """Drop the axes along which every operand is broadcast (stride 0): compute once, expand."""
+    if not all(0 in a.strides for a in arrays):
+        return arrays, False
     shape = arrays[0].shape
     axes = [i for i, n in enumerate(shape) if n > 1 and all(a.strides[i] == 0 for a in arrays)]
     if not axes:
@@ -87,8 +102,23 @@ def _shared_broadcast(arrays: tuple[np.ndarray, ...]) -> tuple[tuple[np.ndarray,
 
 def _contiguous_order(x: np.ndarray) -> tuple[int, ...] | None:
     """An axis order that makes ``x`` C-contiguous (x is a permuted contiguous array), or None."""
-    order = tuple(sorted(range(x.ndim), key=lambda i: -x.strides[i]))
+    strides = x.strides
+    order = tuple(sorted(range(x.ndim), key=lambda i: -strides[i]))
     return order if x.transpose(order).flags.c_contiguous else None
+
+
+def _common_order(arrays: tuple[np.ndarray, ...]) -> tuple[int, ...] | None:
+    """A non-trivial axis order in which every operand that is not a broadcast scalar is
+    C-contiguous (all are the same transposed layout), or None."""
+    dense = [a for a in arrays if not _is_scalar_broadcast(a)]
+    if not dense:
+        return None
+    order = _contiguous_order(dense[0])
+    if order is None or order == tuple(range(len(order))):
+        return None
+    if all(a.transpose(order).flags.c_contiguous for a in dense[1:]):
+        return order
+    return None
 
 
 def _nonempty_parts(n: int, want: int) -> int:
@@ -127,25 +157,57 @@ class NumbaBackend(Backend):
     def _map(self, name: str, out_dtype, *operands: np.ndarray) -> np.ndarray:
         """Run elementwise kernel ``name`` over operands of one shape; result ``out_dtype``."""
         first = operands[0]
-        shape = first.shape
         n = first.size
-        expanded = False
-        if all(a.flags.c_contiguous for a in operands):  # the common case, kept cheap
-            flat = operands if first.ndim == 1 else [a.reshape(n) for a in operands]
-        elif n == 0:
-            return np.empty(shape, out_dtype)
+        flat = []
+        layout = None
+        for a in operands:  # the common cases, kept cheap (flags only): see _map_strided
+            flags = a.flags
+            if flags.c_contiguous and layout != "F":
+                flat.append(a.reshape(n))
+                layout = "C"
+            elif flags.f_contiguous and layout != "C":  # a transposed array: its memory order
+                flat.append(a.T.reshape(n))
+                layout = "F"
+            elif n and not any(a.strides):  # one value expanded: the kernel takes 1 element
+                flat.append(a.reshape(-1)[:1].copy())
+            else:
+                break
         else:
-            operands, expanded = _shared_broadcast(operands)
-            n = operands[0].size
-            flat = [_flat(a, n) for a in operands]
+            if layout == "C":
+                return self._run(name, flat, n, out_dtype).reshape(first.shape)
+            if layout == "F":
+                return self._run(name, flat, n, out_dtype).reshape(first.shape[::-1]).T
+        if n == 0:
+            return np.empty(first.shape, out_dtype)
+        return self._map_strided(name, out_dtype, operands)
+
+    def _map_strided(self, name: str, out_dtype, operands: tuple[np.ndarray, ...]) -> np.ndarray:
+        """``_map`` for operands that are not all C-contiguous.
+
+        Axes broadcast in every operand are computed once and expanded; operands laid out
+        alike in another axis order (transposed views) run in their memory order and the
+        result is transposed back; anything else is copied into C order.
+        """
+        shape = operands[0].shape
+        operands, expanded = _shared_broadcast(operands)
+        order = _common_order(operands)
+        if order is not None:
+            operands = tuple(a.transpose(order) for a in operands)
+        n = operands[0].size
+        out = self._run(name, [_flat(a, n) for a in operands], n, out_dtype)
+        result = out.reshape(operands[0].shape)
+        if order is not None:
+            result = result.transpose(_inverse(order))
+        return np.broadcast_to(result, shape) if expanded else result
+
+    def _run(self, name: str, flat: list[np.ndarray], n: int, out_dtype) -> np.ndarray:
+        """Call the serial or parallel kernel ``name`` on 1-D operands; a new 1-D result."""
         out = self.pool.empty(n, out_dtype)
         if n >= self.parallel_min and self._numba.get_num_threads() > 1:
             self._par[name](*flat, out, self._numba.get_num_threads())
         elif n:
             self._serial[name](*flat, out)
-        if expanded:
-            return np.broadcast_to(out.reshape(operands[0].shape), shape)
-        return out if first.ndim == 1 else out.reshape(shape)
+        return out
 
     # --- creation and transfer -------------------------------------------------------------
     def from_numpy(self, array):
@@ -255,7 +317,7 @@ class NumbaBackend(Backend):
         # permute the result back, instead of copying.
         base_axes = tuple(sorted(order.index(a) for a in axes))
         result = self._reduce_contiguous(op, x.transpose(order), base_axes)
-        return result.transpose(np.argsort(order))
+        return result.transpose(_inverse(order))
 
     def _reduce_contiguous(self, op: str, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         """Reduce a C-contiguous ``x``: one (A, R, B) pass per run of adjacent reduced axes."""
