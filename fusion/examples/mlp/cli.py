@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--plot", default=DEFAULTS["plot"],
                        help="learning curves PNG (default %(default)s)")
     train.add_argument("--no-plot", action="store_true", help="draw no learning curves")
+    train.add_argument("--plots", nargs="?", const="plots", default=None, metavar="DIR",
+                       help="also write the data plots, the validation confusion matrix and "
+                            "the architecture into DIR (default: plots)")
     train.add_argument("--compare", nargs="+", default=[], metavar="HISTORY.json",
                        help="histories of earlier runs to draw with this one")
     train.set_defaults(check=_check_train_args, parser=train)
@@ -439,6 +442,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         runs = {**compared, label: history}
         draw_curves(runs if compared else history, args.plot, title, best_epoch=best)
         print(f"> learning curves drawn in {args.plot}")
+    if args.plots:
+        from fusion.viz.plots import save_run_figures
+
+        written = save_run_figures(
+            args.plots, history=history, y_true=valid.y, y_pred=(p_valid > 0.5).astype(np.int64),
+            class_names=list(CLASSES), x=train.X, y=train.y,
+            feature_names=[f"feature {i + 1}" for i in range(FEATURES)], model=model,
+            input_shape=(1, FEATURES))
+        print(f"> {len(written)} pictures written in {args.plots}")
     return 0
 
 
