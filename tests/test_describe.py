@@ -269,3 +269,17 @@ def test_console_command_runs_as_a_module(tmp_path):
                          capture_output=True, text=True, check=True, timeout=120).stdout
     assert out.splitlines()[0].split() == ["a"]
     assert out.splitlines()[2].split() == ["Mean", "2.000000"]
+
+
+def test_cli_describe_on_the_42_data_csv(tmp_path):
+    import subprocess
+    import sys
+
+    pytest.importorskip("sklearn")
+    subprocess.run([sys.executable, "-m", "fusion.examples.mlp", "dataset", "data.csv"],
+                   cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    path = tmp_path / "data.csv"
+    result = describe(path)
+    frame = pd.read_csv(path, header=None).select_dtypes("number")
+    assert len(result) == 31 and "1" not in result  # id and 30 features; M/B skipped
+    assert_matches(result, pandas_reference(frame))

@@ -248,3 +248,26 @@ def test_digits_example_writes_its_pictures_with_plots(tmp_path, capsys):
                 "learning_curves.png", "pairs.png", "scatter.png"]
     assert [p for p in pictures if p != "architecture.svg"] == expected
     assert "in_features=64, out_features=16" in (tmp_path / "plots" / "architecture.gv").read_text()
+
+
+def test_mlp_app_train_writes_its_pictures_with_plots(tmp_path):
+    import subprocess
+    import sys
+
+    def mlp(*args):
+        result = subprocess.run([sys.executable, "-m", "fusion.examples.mlp", *args],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "MPLBACKEND": "Agg"})
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    pytest.importorskip("sklearn")
+    mlp("dataset", "data.csv")
+    mlp("split", "data.csv", "--seed", "1")
+    out = mlp("train", "--epochs", "2", "--layer", "8", "8", "--plots", "pics")
+    pictures = sorted(p.name for p in (tmp_path / "pics").iterdir())
+    assert [p for p in pictures if p != "architecture.svg"] == [
+        "architecture.gv", "class_histograms.png", "confusion_matrix.png",
+        "learning_curves.png", "pairs.png", "scatter.png"]
+    assert "pictures written in pics" in out
+    assert "in_features=30, out_features=8" in (tmp_path / "pics" / "architecture.gv").read_text()
