@@ -16,7 +16,7 @@ demo: $(VENV)/.installed-examples
 	$(PY) -m fusion.examples.digits
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check fusion tests benchmarks
