@@ -52,6 +52,53 @@ bool = bool_  # noqa: A001  (fusion.bool, as torch.bool)
 
 __version__ = "0.1.0"
 
+__all__ = [
+    "arange",
+    "available_backends",
+    "Backend",
+    "backend_info",
+    "BackendError",
+    "BackendNotFoundError",
+    "BackendRegistrationError",
+    "bool_",
+    "broadcast_shape",
+    "cat",
+    "DType",
+    "enable_grad",
+    "eye",
+    "float32",
+    "float64",
+    "full",
+    "full_like",
+    "get_backend",
+    "gradcheck",
+    "GradcheckError",
+    "hookimpl",
+    "int32",
+    "int64",
+    "is_grad_enabled",
+    "linspace",
+    "manual_seed",
+    "maximum",
+    "minimum",
+    "no_grad",
+    "normal",
+    "ones",
+    "ones_like",
+    "rand",
+    "randint",
+    "randn",
+    "set_backend",
+    "stack",
+    "tensor",
+    "Tensor",
+    "uniform",
+    "use_backend",
+    "where",
+    "zeros",
+    "zeros_like",
+]
+
 _SUBMODULES = {"nn", "optim", "data", "datasets", "metrics", "train", "viz", "testing"}
 #: Functions of submodules offered at the top (fusion.save, fusion.load), loaded on first use.
 _LAZY_ATTRIBUTES = {
