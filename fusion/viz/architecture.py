@@ -10,11 +10,12 @@ restored afterwards; nothing is trained.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..core.grad_mode import enable_grad
 from ..core.tensor import Tensor, zeros
+from .graph import _tensors
 
 # Node ids of the model's input and output (a layer's id is its dotted name, never these).
 INPUT = "__input__"
@@ -37,18 +38,6 @@ class LayerCall:
     input_shapes: list[tuple[int, ...]]
     output_shapes: list[tuple[int, ...]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # nodes whose outputs it consumed
-
-
-def _tensors(value) -> Iterator[Tensor]:
-    """The tensors in a (possibly nested) forward argument or result."""
-    if isinstance(value, Tensor):
-        yield value
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _tensors(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _tensors(item)
 
 
 def _units(model, depth: int | None) -> list[tuple[str, object]]:
