@@ -419,7 +419,8 @@ def _current_lr(optimizer) -> float | None:
 def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
         val_loader: Iterable | None = None, epochs: int = 10,
         metrics: Sequence[str | Callable] | Mapping[str, Callable] | None = ("accuracy",),
-        callbacks: Sequence = (), verbose: bool | int = True, scheduler=None) -> History:
+        callbacks: Sequence = (), verbose: bool | int = True, scheduler=None,
+        dashboard: bool | Mapping = False) -> History:
     """Train ``model`` for ``epochs`` passes over ``train_loader``; returns the :class:`History`.
 
     Each batch is ``(inputs..., target)``, moved to the backend of the model's parameters if it
@@ -431,7 +432,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
     whether it exceeds 0.5 (a probability). ``val_loader`` adds ``val_loss`` and
     ``val_<metric>``, evaluated in eval mode without gradients. ``scheduler.step()`` runs after
     every epoch. ``verbose``: True shows a tqdm bar per epoch on a terminal and a line per epoch
-    otherwise, 2 always prints lines, False prints nothing.
+    otherwise, 2 always prints lines, False prints nothing. ``dashboard=True`` (or a dict of
+    :class:`fusion.viz.dashboard.DashboardCallback` arguments) shows the run live in a browser.
 
     >>> history = fit(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters()),
     ...               train_loader, val_loader, epochs=20)  # doctest: +SKIP
@@ -442,6 +444,11 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
         raise ValueError(f"epochs must be a non-negative int, not {epochs!r}")
     metric_functions = _metric_functions(metrics)
     callbacks = list(callbacks)
+    if dashboard:
+        from .viz.dashboard import DashboardCallback  # Bokeh is imported only when asked for
+
+        callbacks.append(DashboardCallback(**(dashboard if isinstance(dashboard, Mapping)
+                                              else {})))
     history = History()
     for callback in callbacks:
         if hasattr(callback, "set_context"):

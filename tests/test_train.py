@@ -485,3 +485,28 @@ def test_dropout_is_off_while_evaluating():
     assert first["loss"] == pytest.approx(again["loss"], rel=1e-6)  # no random mask
     np.testing.assert_array_equal(predict(model, X).numpy(), predict(model, X).numpy())
     assert model.training
+
+
+def test_dashboard_flag_adds_a_dashboard_callback_with_its_arguments(monkeypatch):
+    import fusion.viz.dashboard as dashboard_module
+
+    made = []
+
+    class Recorder(Callback):
+        def __init__(self, **kwargs):
+            self.kwargs, self.epochs = kwargs, []
+            made.append(self)
+
+        def on_epoch_end(self, epoch, logs):
+            self.epochs.append(logs["loss"])
+
+    monkeypatch.setattr(dashboard_module, "DashboardCallback", Recorder)
+    X, y = blobs()
+    model = Affine(np.zeros((2, 3)), np.zeros(3))
+    train = DataLoader(TensorDataset(X, y), batch_size=16)
+    history = fit(model, cross_entropy, GD(model.parameters(), lr=0.1), train, epochs=3,
+                  verbose=False, dashboard={"port": 0, "serve": False})
+    assert len(made) == 1 and made[0].kwargs == {"port": 0, "serve": False}
+    assert made[0].epochs == pytest.approx(history["loss"])
+    fit(model, cross_entropy, GD(model.parameters(), lr=0.1), train, epochs=1, verbose=False)
+    assert len(made) == 1  # no dashboard unless asked for
