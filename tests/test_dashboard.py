@@ -268,8 +268,10 @@ def test_cli_serves_until_interrupted(tmp_path):
     import sys
     import time
 
+    # stderr goes to a file: a pipe nobody reads fills up with Bokeh's log and blocks the server
+    errors = open(tmp_path / "stderr.txt", "w")
     process = subprocess.Popen([sys.executable, "-m", "fusion.cli", "dashboard", "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=errors, text=True)
     try:
         ready, _, _ = select.select([process.stdout], [], [], 60)
         assert ready, "the command printed no URL within 60 s"
@@ -282,8 +284,9 @@ def test_cli_serves_until_interrupted(tmp_path):
         deadline = time.monotonic() + 45  # stop() waits up to 10 s for the server thread
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert process.returncode == 0
+        assert process.returncode == 0, (tmp_path / "stderr.txt").read_text()[-2000:]
     finally:
         if process.poll() is None:
             process.kill()
         process.communicate(timeout=10)
+        errors.close()
