@@ -26,6 +26,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -142,6 +143,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     serve = not args.no_serve
     if serve:
         url = board.start(open_browser=args.open)
+        # Ctrl-C stops it even when started by a process that ignores SIGINT (children inherit that)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         print(f"fusion dashboard: serving on {url} (Ctrl-C stops)", flush=True)
     try:
         if args.train:
