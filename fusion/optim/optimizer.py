@@ -115,6 +115,15 @@ class Optimizer:
                     p.data = self._update(p, p.grad, state, group).data
         return loss
 
+    @staticmethod
+    def _l2_gradient(p: Tensor, grad: Tensor, group: dict[str, Any]) -> Tensor:
+        """The gradient to descend: negated with ``maximize``, plus the L2 penalty
+        ``weight_decay * p`` (coupled weight decay)."""
+        g = -grad if group["maximize"] else grad
+        if group["weight_decay"]:
+            g = g + p * group["weight_decay"]
+        return g
+
     def _update(self, p: Tensor, grad: Tensor, state: dict[str, Any],
                 group: dict[str, Any]) -> Tensor:
         """The parameter's new value, from its gradient, its state (updated here) and the

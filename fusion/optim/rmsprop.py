@@ -38,9 +38,7 @@ class RMSprop(Optimizer):
             raise ValueError(f"eps must be >= 0, got {group['eps']}")
 
     def _update(self, p: Tensor, grad: Tensor, state, group) -> Tensor:
-        g = -grad if group["maximize"] else grad
-        if group["weight_decay"]:
-            g = g + p * group["weight_decay"]
+        g = self._l2_gradient(p, grad, group)
         alpha = group["alpha"]
         state["step"] = state.get("step", 0) + 1
         square_avg = g * g * (1 - alpha)

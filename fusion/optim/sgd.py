@@ -37,9 +37,7 @@ class SGD(Optimizer):
             raise ValueError(f"momentum must be >= 0, got {group['momentum']}")
 
     def _update(self, p: Tensor, grad: Tensor, state, group) -> Tensor:
-        g = -grad if group["maximize"] else grad
-        if group["weight_decay"]:
-            g = g + p * group["weight_decay"]
+        g = self._l2_gradient(p, grad, group)
         momentum = group["momentum"]
         if momentum:
             buf = state.get("momentum_buffer")
