@@ -3,10 +3,13 @@
 Promotion follows one rule: the dtype later in ``bool < int32 < int64 < float32 < float64``
 wins, except that an integer tensor meeting a Python float becomes float32 (the default float).
 Python scalars are *weak*: ``t + 1`` keeps ``t``'s dtype, ``int_tensor + 0.5`` is float32.
+A Python integer that the integer dtype it takes cannot hold is an OverflowError on every
+backend (``int32_tensor + 2**40``), never a silent wrap-around.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,7 +103,23 @@ def scalar_dtype(value, other: DType) -> DType:
     if isinstance(value, bool):
         return other
     if isinstance(value, int):
-        return other if other.kind != "b" else default_int
+        dtype = other if other.kind != "b" else default_int
+        check_fits(value, dtype)
+        return dtype
     if isinstance(value, float):
         return other if other.is_float else default_float
     raise TypeError(f"expected a number, got {type(value).__name__}")
+
+
+def check_fits(value, dtype: DType) -> None:
+    """Raise OverflowError if integer ``dtype`` cannot hold the Python number ``value`` (it is
+    out of range, or not finite); float and bool dtypes take any number."""
+    if dtype.kind != "i" or isinstance(value, bool):
+        return
+    bits = 8 * dtype.itemsize
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if isinstance(value, float) and not math.isfinite(value):
+        raise OverflowError(f"{value} cannot be held by {dtype.name}")
+    if not low <= value <= high:
+        raise OverflowError(f"{value} is out of range for {dtype.name} "
+                            f"(from {low} to {high})")

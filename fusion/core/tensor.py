@@ -368,7 +368,9 @@ class Tensor:
         return _apply(F.Div, x, y)
 
     def pow(self, other, reverse: bool = False) -> Tensor:
-        if not reverse and isinstance(other, int | float) and other == 2:
+        """``self ** other``; an integer tensor to a Python float power is float32."""
+        if (not reverse and isinstance(other, int | float) and other == 2
+                and (isinstance(other, int) or self.dtype.is_float)):
             return self * self
         return _apply(F.Pow, *self._broadcasted(other, reverse, arithmetic=True))
 
@@ -384,7 +386,7 @@ class Tensor:
         x, y = self._broadcasted(other)
         if x.dtype is bool_:
             return x.logical_and(y)
-        return -((-x).maximum(-y))
+        return _order_reversed(_order_reversed(x).maximum(_order_reversed(y)))
 
     __add__ = add
     __sub__ = sub
@@ -432,10 +434,10 @@ class Tensor:
         return (self == other).logical_not()
 
     def __le__(self, other) -> Tensor:
-        return (self > other).logical_not()
+        return _less_equal(*self._broadcasted(other))
 
     def __ge__(self, other) -> Tensor:
-        return (self < other).logical_not()
+        return _less_equal(*self._broadcasted(other, reverse=True))
 
     eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
 
@@ -455,11 +457,18 @@ class Tensor:
     __or__ = logical_or
 
     def where(self, x, y) -> Tensor:
-        """Elementwise ``x if self else y`` (``self`` is the condition)."""
+        """Elementwise ``x if self else y`` (``self`` is the condition).
+
+        ``x`` and ``y`` promote as the operands of any binary op, a Python scalar weakly:
+        ``where(c, 0.5, int_tensor)`` is float32, ``where(c, 1, int32_tensor)`` int32.
+        """
         cond = self.cast(bool_)
-        if not isinstance(x, Tensor):
-            x = cond._operand(x, dtype=y.dtype if isinstance(y, Tensor) else None)
-        x, y = x._broadcasted(y)
+        if isinstance(x, Tensor):
+            x, y = x._broadcasted(y)
+        elif isinstance(y, Tensor):
+            x, y = y._broadcasted(x, reverse=True)
+        else:  # x is a scalar or a list: a tensor of its own dtype, which y meets
+            x, y = cond._operand(x)._broadcasted(y)
         shape = broadcast_shape(cond.shape, x.shape)
         return _apply(F.Where, cond.expand(shape), x.expand(shape), y.expand(shape))
 
@@ -530,16 +539,18 @@ class Tensor:
         return 0.5 * x * (1.0 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh())
 
     def leaky_relu(self, negative_slope: float = 0.01) -> Tensor:
-        return self.relu() - (-self).relu() * negative_slope
+        x = self._float()  # float negation never wraps, as the most negative integer's does
+        return x.relu() - (-x).relu() * negative_slope
 
     def square(self) -> Tensor:
         return self * self
 
     def sign(self) -> Tensor:
-        """-1, 0 or 1, in this tensor's dtype (no gradient)."""
+        """-1, 0 or 1 (NaN for NaN), in this tensor's dtype (no gradient)."""
         zero = self._operand(0)
         x = self.detach()
-        return (zero < x).cast(self.dtype) - (x < zero).cast(self.dtype)
+        sign = (zero < x).cast(self.dtype) - (x < zero).cast(self.dtype)
+        return x.isnan().where(x, sign) if self.dtype.is_float else sign
 
     def abs(self) -> Tensor:
         if self.dtype is bool_:
@@ -549,12 +560,14 @@ class Tensor:
     __abs__ = abs
 
     def floor(self) -> Tensor:
-        """Round down (no gradient); exact for |x| < 2**53."""
+        """Round down (no gradient); inf, NaN and every float of magnitude 2**52 or more
+        (integers already) are their own floor."""
         if not self.dtype.is_float:
             return self
         x = self.detach()
-        truncated = x.cast(int64).cast(self.dtype)
-        return truncated - (x < truncated).cast(self.dtype)
+        fractional = (x < 2.0**52).logical_and(-(2.0**52) < x)  # False for NaN
+        truncated = fractional.where(x, 0.0).cast(int64).cast(self.dtype)
+        return fractional.where(truncated - (x < truncated).cast(self.dtype), x)
 
     def isnan(self) -> Tensor:
         return self != self
@@ -607,13 +620,29 @@ class Tensor:
     def min(self, axis=None, keepdim: bool = False) -> Tensor:
         if self.dtype is bool_:
             return self.logical_not().max(axis, keepdim).logical_not()
-        return -((-self).max(axis, keepdim))
+        return _order_reversed(_order_reversed(self).max(axis, keepdim))
 
     def any(self, axis=None, keepdim: bool = False) -> Tensor:
-        return self.cast(bool_).max(axis, keepdim)
+        """Whether some element along ``axis`` is nonzero (False over an empty axis)."""
+        x = self.cast(bool_)
+        empty = x._empty_reduction(axis, keepdim, False)
+        return x.max(axis, keepdim) if empty is None else empty
 
     def all(self, axis=None, keepdim: bool = False) -> Tensor:
-        return self.cast(bool_).min(axis, keepdim)
+        """Whether every element along ``axis`` is nonzero (True over an empty axis)."""
+        x = self.cast(bool_)
+        empty = x._empty_reduction(axis, keepdim, True)
+        return x.min(axis, keepdim) if empty is None else empty
+
+    def _empty_reduction(self, axis, keepdim: bool, identity) -> Tensor | None:
+        """The result of reducing over ``axis`` when some reduced axis has size 0: every
+        element ``identity``; None when there is something to reduce."""
+        axes = self._axes(axis) if self.ndim else ()
+        if all(self.shape[a] for a in axes):
+            return None
+        shape = tuple(1 if i in axes else n for i, n in enumerate(self.shape)
+                      if keepdim or i not in axes)
+        return full(shape, identity, self.dtype, self.data.backend)
 
     def mean(self, axis=None, keepdim: bool = False) -> Tensor:
         x = self._float()
@@ -638,7 +667,8 @@ class Tensor:
         if not axes:
             return x
         rest = [a for a in range(self.ndim) if a not in axes]
-        x = x.permute(*rest, *axes).reshape(*[self.shape[a] for a in rest], -1)
+        x = x.permute(*rest, *axes).reshape(*[self.shape[a] for a in rest],
+                                            math.prod(self.shape[a] for a in axes))
         while x.shape[-1] > 1:
             if x.shape[-1] % 2:
                 x = x.pad([(0, 0)] * (x.ndim - 1) + [(0, 1)], value=1)
@@ -657,34 +687,50 @@ class Tensor:
         if flattened:
             x, axis = x.flatten(), 0
         axis = x._axis(axis)
+        if x.ndim == 0:  # a 0-d tensor along its one (implicit) axis: index 0, as torch
+            return full((), 0, int64, x.data.backend)
         n = x.shape[axis]
         extreme = x.max(axis, keepdim=True) if largest else x.min(axis, keepdim=True)
+        hits = x == extreme
+        if x.dtype.is_float:  # a run holding NaN has NaN as its extreme, as in numpy
+            hits = hits.logical_or(x.isnan())
         # the first index holding the extreme: max over hits of (n - index)
         position = arange(n, 0, -1, backend=x.data.backend).reshape(
             *[n if i == axis else 1 for i in range(x.ndim)])
-        first = (x == extreme).cast(int64) * position
+        first = hits.cast(int64) * position
         out = n - first.max(axis, keepdim)
         if keepdim and flattened:  # numpy keeps every axis, each of size 1
             out = out.reshape(*(1,) * self.ndim)
         return out
 
     def argmax(self, axis=None, keepdim: bool = False) -> Tensor:
-        """Index of the first maximum along ``axis`` (of the flattened tensor if None)."""
+        """Index of the first maximum along ``axis`` (of the flattened tensor if None); a NaN
+        counts as the maximum, as in numpy."""
         return self._arg_extreme(axis, keepdim, largest=True)
 
     def argmin(self, axis=None, keepdim: bool = False) -> Tensor:
+        """Index of the first minimum along ``axis``; a NaN counts as the minimum."""
         return self._arg_extreme(axis, keepdim, largest=False)
 
+    def _peak(self, axis) -> Tensor:
+        """The maximum along ``axis`` (axes kept, no gradient), a shift that keeps exp from
+        overflowing; 0 over an empty axis, where there is nothing to shift."""
+        x = self.detach()
+        empty = x._empty_reduction(axis, True, 0)
+        return x.max(axis, keepdim=True) if empty is None else empty
+
     def logsumexp(self, axis=None, keepdim: bool = False) -> Tensor:
+        """log(sum(exp(x))) along ``axis``, computed without overflow; -inf over an empty
+        axis (the log of an empty sum)."""
         x = self._float()
-        peak = x.detach().max(axis, keepdim=True)
+        peak = x._peak(axis)
         peak = peak.isinf().where(0.0, peak)  # all -inf (or inf): no shift, the result is exact
         out = (x - peak).exp().sum(axis, keepdim=True).log() + peak
         return out if keepdim else x._dropped(out, x._axes(axis), keepdim)
 
     def softmax(self, axis: int = -1) -> Tensor:
         x = self._float()
-        e = (x - x.detach().max(axis, keepdim=True)).exp()
+        e = (x - x._peak(axis)).exp()
         return e / e.sum(axis, keepdim=True)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
@@ -716,8 +762,11 @@ class Tensor:
                             math.prod(self.shape[start:end + 1]), *self.shape[end + 1:])
 
     def squeeze(self, axis=None) -> Tensor:
+        """Drop the size-1 axes named (all of them if None)."""
         axes = ([i for i, n in enumerate(self.shape) if n == 1] if axis is None
                 else self._axes(axis))
+        if axes and self.ndim == 0:
+            raise IndexError(f"squeeze({axis}) of a 0-d tensor, which has no axes")
         for a in axes:
             if self.shape[a] != 1:
                 raise ValueError(f"cannot squeeze axis {a} of size {self.shape[a]}")
@@ -738,6 +787,10 @@ class Tensor:
         return _apply(F.Permute, self, order=order)
 
     def transpose(self, axis0: int = -2, axis1: int = -1) -> Tensor:
+        """Swap two axes (a 0-d tensor has none to swap: an IndexError)."""
+        if self.ndim == 0:
+            raise IndexError(f"transpose({axis0}, {axis1}) needs a tensor with axes; "
+                             "got a 0-d tensor")
         order = list(range(self.ndim))
         a, b = self._axis(axis0), self._axis(axis1)
         order[a], order[b] = order[b], order[a]
@@ -788,7 +841,10 @@ class Tensor:
         return _apply(F.Shrink, self, bounds=bounds)
 
     def flip(self, axis=None) -> Tensor:
+        """Reverse the order of elements along ``axis`` (every axis if None)."""
         axes = self._axes(axis)
+        if axes and self.ndim == 0:
+            raise IndexError(f"flip({axis}) of a 0-d tensor, which has no axes")
         if not axes:
             return self
         return _apply(F.Flip, self, axes=axes)
@@ -811,6 +867,7 @@ class Tensor:
     def matmul(self, other) -> Tensor:
         """Matrix product with numpy's rules for 1-D, 2-D and batched operands."""
         x, y = self, self._operand(other)
+        other_shape = y.shape
         if x.ndim == 0 or y.ndim == 0:
             raise ValueError("matmul of a 0-d tensor; use *")
         dtype = promote(x.dtype, y.dtype)
@@ -823,7 +880,7 @@ class Tensor:
         if vy:
             y = y.reshape(-1, 1)
         if x.shape[-1] != y.shape[-2]:
-            raise ValueError(f"matmul: shapes {self.shape} and {tuple(other.shape)} do not "
+            raise ValueError(f"matmul: shapes {self.shape} and {other_shape} do not "
                              f"fit ({x.shape[-1]} != {y.shape[-2]})")
         batch = broadcast_shape(x.shape[:-2], y.shape[:-2])
         x = x.expand(*batch, *x.shape[-2:])
@@ -853,6 +910,21 @@ class Tensor:
 def _py(value):
     """A numpy scalar as the Python number it holds."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _order_reversed(x: Tensor) -> Tensor:
+    """An order-reversing map that is its own inverse, so that min is built from max:
+    ``-x`` for floats, ``-1 - x`` for integers. The latter (two's complement ``~x``) never
+    overflows, where ``-x`` wraps the most negative integer onto itself."""
+    return -x if x.dtype.is_float else -1 - x
+
+
+def _less_equal(x: Tensor, y: Tensor) -> Tensor:
+    """``x <= y`` of operands of one dtype and shape. For floats that is ``x < y or x == y``:
+    ``not y < x`` would call a NaN less than or equal to everything."""
+    if x.dtype.is_float:
+        return _apply(F.Less, x, y).logical_or(_apply(F.Equal, x, y))
+    return _apply(F.Less, y, x).logical_not()
 
 
 # --- indexing ---------------------------------------------------------------------------------

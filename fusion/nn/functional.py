@@ -26,8 +26,20 @@ def one_hot(labels: Tensor, num_classes: int) -> Tensor:
     """(N...,) integer labels to (N..., num_classes) float32 rows of 0 and 1."""
     if labels.dtype.is_float:
         raise TypeError(f"one_hot needs integer labels, not {labels.dtype.name}")
+    return _label_mask(labels, num_classes).float()
+
+
+def _label_mask(labels: Tensor, num_classes: int) -> Tensor:
+    """(N...,) integer labels to (N..., num_classes) bool rows, True at each label."""
     classes = arange(num_classes, backend=labels.data.backend)
-    return (labels.cast(default_int).unsqueeze(-1) == classes).float()
+    return labels.cast(default_int).unsqueeze(-1) == classes
+
+
+def _weighted_log_probs(weights: Tensor, log_probs: Tensor) -> Tensor:
+    """``weights * log_probs`` summed over the last axis, a zero weight contributing 0 even
+    against a log-probability of -inf (the limit of p log q as p goes to 0; the product
+    would be nan)."""
+    return (weights == 0).where(0.0, weights * log_probs).sum(-1)
 
 
 def _check_labels(logits: Tensor, target: Tensor) -> None:
@@ -45,7 +57,8 @@ def nll_loss(log_probs: Tensor, target, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of integer labels under rows of log-probabilities (..., C)."""
     target = log_probs._operand(target)
     _check_labels(log_probs, target)
-    picked = (log_probs * one_hot(target, log_probs.shape[-1]).cast(log_probs.dtype)).sum(-1)
+    # select, not multiply by a one-hot row: 0 * -inf at another class would be nan
+    picked = _label_mask(target, log_probs.shape[-1]).where(log_probs, 0.0).sum(-1)
     return _reduce(-picked, reduction)
 
 
@@ -66,7 +79,7 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean",
         probs = one_hot(target, classes).cast(log_probs.dtype)
     if label_smoothing:
         probs = probs * (1 - label_smoothing) + label_smoothing / classes
-    return _reduce(-(probs * log_probs).sum(-1), reduction)
+    return _reduce(-_weighted_log_probs(probs, log_probs), reduction)
 
 
 def binary_cross_entropy(probs: Tensor, target, reduction: str = "mean",
