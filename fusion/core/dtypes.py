@@ -114,12 +114,16 @@ def scalar_dtype(value, other: DType) -> DType:
 def check_fits(value, dtype: DType) -> None:
     """Raise OverflowError if integer ``dtype`` cannot hold the Python number ``value`` (it is
     out of range, or not finite); float and bool dtypes take any number."""
-    if dtype.kind != "i" or isinstance(value, bool):
+    bounds = _INT_RANGE.get(dtype)
+    if bounds is None or isinstance(value, bool):
         return
-    bits = 8 * dtype.itemsize
-    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    low, high = bounds
     if isinstance(value, float) and not math.isfinite(value):
         raise OverflowError(f"{value} cannot be held by {dtype.name}")
-    if not low <= value <= high:
+    if not low <= math.trunc(value) <= high:  # a float is truncated toward 0, as a cast does
         raise OverflowError(f"{value} is out of range for {dtype.name} "
                             f"(from {low} to {high})")
+
+
+_INT_RANGE = {d: (-(1 << (8 * d.itemsize - 1)), (1 << (8 * d.itemsize - 1)) - 1)
+              for d in DTYPES if d.is_int}

@@ -19,6 +19,7 @@ from .buffer import Buffer
 from .dtypes import (
     DType,
     bool_,
+    check_fits,
     default_float,
     default_int,
     from_numpy_dtype,
@@ -824,6 +825,7 @@ class Tensor:
         if len(widths) != self.ndim or any(b < 0 or a < 0 for b, a in widths):
             raise ValueError(f"pad of shape {self.shape} needs {self.ndim} non-negative "
                              f"(before, after) pairs, got {widths}")
+        check_fits(_py(value), self.dtype)
         if all(w == (0, 0) for w in widths):
             return self
         return _apply(F.Pad, self, widths=widths, value=_py(value))
@@ -1037,6 +1039,7 @@ def full(shape, value, dtype=None, backend=None, requires_grad: bool = False) ->
         dtype = bool_ if isinstance(value, bool) else (
             default_int if isinstance(value, int) else default_float)
     dtype = to_dtype(dtype)
+    check_fits(_py(value), dtype)
     out = _wrap(Buffer.full(get_backend(backend), shape, _py(value), dtype))
     return out.requires_grad_(True) if requires_grad else out
 

@@ -12,6 +12,7 @@ from .linalg import TestLinalg, TestLosses
 from .movement import TestIndexing, TestMovement
 from .primitives import TestPrimitives
 from .reductions import TestReductions
+from .special_values import TestSpecialValues
 from .tensor import TestConversion, TestCreation
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "TestMovement",
     "TestPrimitives",
     "TestReductions",
+    "TestSpecialValues",
 ]
