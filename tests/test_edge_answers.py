@@ -239,3 +239,16 @@ def test_matmul_with_a_list_of_the_wrong_shape_names_both_shapes(backend, other,
     assert "(1, 2)" in str(info.value) and shape in str(info.value), info.value
     with pytest.raises(ValueError, match=r"\(1, 2\)"):
         x.matmul(other)
+
+
+# --- gradients of extremes with NaN ------------------------------------------------------------
+def test_max_and_min_send_their_gradient_to_the_nans_of_a_run(backend):
+    a = np.array([[1.0, NAN, 3.0, NAN], [1.0, 2.0, 3.0, 3.0], [NAN, -INF, 0.0, 5.0]], np.float32)
+    for method in ("max", "min"):
+        x = tensor(a, backend, requires_grad=True)
+        getattr(x, method)(1).sum().backward()
+        extreme = getattr(np, method)(a, axis=1, keepdims=True)
+        # where a run holds NaN, its NaNs are the extreme; ties share the gradient equally
+        hit = np.where(np.isnan(extreme), np.isnan(a), a == extreme).astype(np.float32)
+        np.testing.assert_array_equal(x.grad.numpy(), hit / hit.sum(1, keepdims=True))
+        assert np.isfinite(x.grad.numpy()).all()

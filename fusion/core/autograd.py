@@ -219,7 +219,7 @@ class Sum(Function):
 
 
 class Max(Function):
-    """Reduce-max; the gradient is shared equally among tied maxima."""
+    """Reduce-max; the gradient is shared equally among tied maxima (NaNs, if any)."""
 
     def forward(self, x, axes: tuple[int, ...]):
         self.x, self.axes = x, axes
@@ -227,7 +227,9 @@ class Max(Function):
         return self.out
 
     def backward(self, grad):
-        hit = self.x.cmpeq(self.out.expand(self.x.shape)).cast(grad.dtype)
+        hit = self.x.cmpeq(self.out.expand(self.x.shape))
+        # a NaN is the maximum of a run holding it, though it equals nothing, itself included
+        hit = self.x.cmpeq(self.x).where(hit, hit.const(True)).cast(grad.dtype)
         count = hit.sum(self.axes).expand(self.x.shape)
         return hit.div(count).mul(grad.expand(self.x.shape))
 
