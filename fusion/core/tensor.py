@@ -8,6 +8,7 @@ differentiates it. Broadcasting and dtype promotion happen here, before a primit
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -423,21 +424,30 @@ class Tensor:
 
     # --- comparisons (bool results, no gradient) -----------------------------------------
     def __eq__(self, other) -> Tensor:  # type: ignore[override]
-        return _apply(F.Equal, *self._broadcasted(other))
+        beyond = _compared_beyond_range(self, other, operator.eq)
+        return _apply(F.Equal, *self._broadcasted(other)) if beyond is None else beyond
 
     def __lt__(self, other) -> Tensor:
-        return _apply(F.Less, *self._broadcasted(other))
+        beyond = _compared_beyond_range(self, other, operator.lt)
+        return _apply(F.Less, *self._broadcasted(other)) if beyond is None else beyond
 
     def __gt__(self, other) -> Tensor:
+        beyond = _compared_beyond_range(self, other, operator.gt)
+        if beyond is not None:
+            return beyond
         return _apply(F.Less, *self._broadcasted(other, reverse=True))
 
     def __ne__(self, other) -> Tensor:  # type: ignore[override]
         return (self == other).logical_not()
 
     def __le__(self, other) -> Tensor:
-        return _less_equal(*self._broadcasted(other))
+        beyond = _compared_beyond_range(self, other, operator.le)
+        return _less_equal(*self._broadcasted(other)) if beyond is None else beyond
 
     def __ge__(self, other) -> Tensor:
+        beyond = _compared_beyond_range(self, other, operator.ge)
+        if beyond is not None:
+            return beyond
         return _less_equal(*self._broadcasted(other, reverse=True))
 
     eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
@@ -919,6 +929,20 @@ def _order_reversed(x: Tensor) -> Tensor:
     ``-x`` for floats, ``-1 - x`` for integers. The latter (two's complement ``~x``) never
     overflows, where ``-x`` wraps the most negative integer onto itself."""
     return -x if x.dtype.is_float else -1 - x
+
+
+def _compared_beyond_range(x: Tensor, other, op) -> Tensor | None:
+    """``op(x, other)`` when ``other`` is a Python int that x's integer dtype (int64 for bool)
+    cannot hold: every element lies on the same side of it as 0 does, so the answer is one
+    value, as numpy gives it. None for any other operand, compared as usual."""
+    other = _py(other)
+    if type(other) is not int or x.dtype.is_float:
+        return None
+    try:
+        check_fits(other, x.dtype if x.dtype.is_int else default_int)
+    except OverflowError:
+        return full(x.shape, op(0, other), bool_, x.data.backend)
+    return None
 
 
 def _less_equal(x: Tensor, y: Tensor) -> Tensor:
