@@ -51,10 +51,22 @@ def _column(text: str) -> int | str:
 
 
 # --- describe --------------------------------------------------------------------------------
+#: Files from this size on show progress while they are read.
+LARGE_FILE = 32 * 1024 * 1024
+
+
 def cmd_describe(args: argparse.Namespace) -> int:
     from .data.describe import describe
 
-    result = describe(args.path, columns=args.columns, header=args.header)
+    size = os.path.getsize(args.path) if os.path.isfile(args.path) else 0
+    if size >= LARGE_FILE:
+        from .progress import Task
+
+        with Task(f"reading {args.path} ({size / 1e6:.0f} MB)", total=size, unit="B") as task:
+            result = describe(args.path, columns=args.columns, header=args.header,
+                              progress=lambda done, total: task.update(done))
+    else:
+        result = describe(args.path, columns=args.columns, header=args.header)
     if args.json:
         values = {c: {k: (None if math.isnan(v) else v) for k, v in stats.items()}
                   for c, stats in result.to_dict().items()}
@@ -240,6 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:  # the reader left (| head): stop quietly, as shell tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (OSError, ValueError, KeyError, IndexError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"fusion {args.command}: {message}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -164,7 +165,13 @@ def test_read_numeric_csv_header_override_and_ragged_rows(tmp_path):
     assert names == ["0", "1"] and array.tolist() == [[1.0, 2.0], [3.0, 4.0]]
     path.write_text("1,2\n3\n")
     with pytest.raises(ValueError, match="line 2 has 1 fields, expected 2"):
-        read_numeric_csv(path)
+        read_numeric_csv(path, engine="python")
+    # pandas' parser reads a short row's missing fields as missing values
+    assert np.isnan(read_numeric_csv(path, engine="pandas")[1][1, 1])
+    path.write_text("1,2\n3,4,5\n")
+    for engine in ("python", "pandas"):
+        with pytest.raises(ValueError, match="numbers.csv.*(line 2|3 fields)"):
+            read_numeric_csv(path, engine=engine)
 
 
 def test_table_is_aligned_like_pandas():
@@ -174,8 +181,8 @@ def test_table_is_aligned_like_pandas():
     assert len({len(line) for line in lines}) == 1  # every line the same width
     assert lines[0].split() == ["a", "long", "name"]
     assert [line.split()[0] for line in lines[1:]] == list(STATISTICS)
-    assert lines[1].split()[1:] == ["3.000000", "2.000000"]  # Count
-    assert lines[9].split()[1:] == ["0.000000", "1.000000"]  # Missing
+    assert lines[1].split()[1:] == ["3", "2"]  # Count: an integer
+    assert lines[9].split()[1:] == ["0", "1"]  # Missing
     assert lines[-1].split()[1:] == ["NaN", "NaN"]  # Kurtosis needs 4 values
     # A column's right edge is where its name ends: values are right-aligned under it.
     edge = lines[0].index("long name") + len("long name")
@@ -227,7 +234,8 @@ def test_a_column_of_large_values_is_printed_in_scientific_notation():
     d = describe(np.array([[1.0e7, 0.5], [3.0e7, 1.5]]), names=["id", "x"])
     lines = d.to_string().splitlines()
     assert lines[2].split() == ["Mean", "2.000000e+07", "1.000000"]
-    assert lines[1].split() == ["Count", "2.000000e+00", "2.000000"]  # one notation a column
+    assert lines[1].split() == ["Count", "2", "2"]  # counts are integers in any notation
+    assert lines[3].split() == ["Std", "1.414214e+07", "0.707107"]  # one notation a column
 
 
 # --- the command line ------------------------------------------------------------------------
@@ -283,3 +291,100 @@ def test_cli_describe_on_the_42_data_csv(tmp_path):
     frame = pd.read_csv(path, header=None).select_dtypes("number")
     assert len(result) == 31 and "1" not in result  # id and 30 features; M/B skipped
     assert_matches(result, pandas_reference(frame))
+
+
+# --- reading files: both readers, layouts, bad files ---------------------------------------
+def write_mixed_csv(path, rows: int, seed: int = 0, delimiter: str = ",") -> None:
+    """A header, an id, a text column, numbers with missing markers of several spellings."""
+    rng = np.random.default_rng(seed)
+    markers = ["", "NA", "nan", "?", "null", " NaN "]
+    lines = [delimiter.join(["id", "kind", "x", "y", "z"])]
+    for i in range(rows):
+        x, y, z = rng.normal(3.0, 2.0), rng.exponential(4.0), rng.integers(-5, 5)
+        fields = [str(i), rng.choice(["cat", "dog"]), repr(x), repr(y), str(z)]
+        if i % 11 == 5:
+            fields[2 + i % 3] = markers[i % len(markers)]
+        lines.append(delimiter.join(fields))
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("engine", ["python", "pandas"])
+def test_both_readers_match_pandas_across_chunks(tmp_path, engine, monkeypatch):
+    import fusion.data.csvfile as csvfile
+
+    monkeypatch.setattr(csvfile, "CHUNK_ROWS", 64)  # many chunks of rows
+    path = tmp_path / "mixed.csv"
+    write_mixed_csv(path, rows=500)
+    names, values = read_numeric_csv(path, engine=engine)
+    frame = pd.read_csv(path, na_values=["?", "null", " NaN "]).select_dtypes("number")
+    assert names == ["id", "x", "y", "z"] == list(frame.columns)
+    np.testing.assert_array_equal(values, frame.to_numpy(dtype=np.float64))
+
+
+def test_statistics_joined_over_chunks_match_pandas():
+    from fusion.data.describe import _statistics
+
+    data = random_table(11, rows=1000)
+    data[:, 1] += 1e6  # a large mean: the joined central moments must stay exact
+    names = [f"f{i}" for i in range(data.shape[1])]
+    reference = pandas_reference(pd.DataFrame(data, columns=names))
+    for chunk in (7, 100, 999, 5000):
+        result = Description(names, _statistics(data, chunk_rows=chunk))
+        assert_matches(result, reference)
+
+
+def test_semicolon_separated_file_with_decimal_commas(tmp_path):
+    path = tmp_path / "european.csv"
+    path.write_text("name;height;weight\nanna;1,62;55,5\nbert;1,80;80\ncarl;1,75;\n")
+    result = describe(path)
+    assert list(result) == ["height", "weight"]
+    assert result["height"]["Mean"] == pytest.approx((1.62 + 1.80 + 1.75) / 3)
+    assert result["weight"]["Missing"] == 1
+    path.write_text("a;b\n1.5;2\n2.5;4\n")
+    assert describe(path)["b"]["Max"] == 4.0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "the file is empty"),
+    ("\n\n  \n", "the file is empty"),
+    ("a,b,c\n", "no rows of data (only a header)"),
+    ("name,kind\nanna,cat\nbert,dog\n", "no numeric column"),
+])
+def test_files_without_numbers_are_one_line_errors(tmp_path, capsys, text, message):
+    from fusion.cli import main
+
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        describe(path)
+    assert main(["describe", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fusion describe: ") and message in lines[0]
+
+
+def test_counts_are_integers_in_json(tmp_path, capsys):
+    from fusion.cli import main
+
+    path = tmp_path / "h.csv"
+    path.write_text("a,b\n1,2\n3,\n")
+    assert main(["describe", str(path), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["b"]["Count"] == 1 and isinstance(stats["b"]["Count"], int)
+    assert stats["b"]["Missing"] == 1 and isinstance(stats["b"]["Missing"], int)
+
+
+@pytest.mark.parametrize("engine", ["python", "pandas"])
+def test_progress_reaches_the_file_size(tmp_path, engine, monkeypatch):
+    import fusion.data.csvfile as csvfile
+
+    monkeypatch.setattr(csvfile, "CHUNK_ROWS", 50)
+    path = tmp_path / "mixed.csv"
+    write_mixed_csv(path, rows=400)
+    calls = []
+    read_numeric_csv(path, engine=engine, progress=lambda done, total: calls.append((done, total)))
+    size = path.stat().st_size
+    assert len(calls) >= 2 and all(total == size for _, total in calls)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert calls[-1][0] == size

@@ -1,9 +1,12 @@
 """Summary statistics of every numeric column of a data set, like pandas' ``describe``.
 
-The statistics are computed with Fusion's own tensor reductions (sums, maxima, masks), in
-float64, so that the table is also a small worked example of the library. Only the
-percentiles need an order: the columns are sorted with numpy and the interpolation between
-the two neighbouring order statistics is ours (pandas' and numpy's "linear" method).
+A CSV file is read by :mod:`fusion.data.csvfile` (pandas' parser where installed, else a
+chunked reader). The statistics take one pass over the rows, a chunk at a time: each chunk's
+count, mean, central moment sums, minimum and maximum are Fusion's own tensor reductions in
+float64, and the chunks are joined by the pairwise update of the moments (Chan et al., Pebay),
+so memory stays a chunk's worth above the data. Only the percentiles need an order: a partial
+sort per column (numpy's partition) finds the two neighbouring order statistics, and the
+interpolation between them is ours (pandas' and numpy's "linear" method).
 
 Definitions (n is the number of values that are not NaN, and x̄ their mean):
 
@@ -13,13 +16,13 @@ Definitions (n is the number of values that are not NaN, and x̄ their mean):
 - Kurtosis is the bias-corrected excess kurtosis
   G2 = n (n + 1) (n - 1) M4 / ((n - 2) (n - 3) M2^2) - 3 (n - 1)^2 / ((n - 2) (n - 3)),
   0 for a normal distribution; NaN below 4 values (pandas' ``kurt``).
+- Count and Missing are integers.
 - A constant column (Min == Max) has variance 0 exactly, and skewness and kurtosis NaN
   (0 / 0: the shape of a point is undefined), as pandas 3 gives them (pandas 2 gave 0).
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import shutil
@@ -29,14 +32,16 @@ import numpy as np
 
 from ..core.dtypes import float64
 from ..core.tensor import Tensor, where
+from .csvfile import Progress, read_numeric_csv
 
 STATISTICS = (
     "Count", "Mean", "Std", "Min", "25%", "50%", "75%", "Max",
     "Missing", "Variance", "Range", "IQR", "Skewness", "Kurtosis",
 )
 
-# The spellings of a missing value in a CSV file (a subset of pandas' defaults).
-_MISSING = frozenset({"", "na", "n/a", "nan", "-nan", "null", "none", "#n/a", "?"})
+#: The statistics that count values: integers, printed without decimals.
+COUNTS = ("Count", "Missing")
+CHUNK_ROWS = 1 << 16
 
 
 class Description(Mapping):
@@ -44,7 +49,7 @@ class Description(Mapping):
 
     >>> d = describe(np.array([[1.0, 10.0], [2.0, 20.0], [4.0, float("nan")]]), names=["a", "b"])
     >>> d["a"]["Mean"], d["b"]["Missing"]
-    (2.3333333333333335, 1.0)
+    (2.3333333333333335, 1)
     """
 
     def __init__(self, columns: Sequence[str], values: np.ndarray,
@@ -63,7 +68,8 @@ class Description(Mapping):
         if key not in self.columns:
             raise KeyError(f"no column {column!r}; the columns are {self.columns}")
         j = self.columns.index(key)
-        return {stat: float(v) for stat, v in zip(self.statistics, self.values[:, j], strict=True)}
+        return {stat: _value(stat, v)
+                for stat, v in zip(self.statistics, self.values[:, j], strict=True)}
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.columns)
@@ -76,7 +82,8 @@ class Description(Mapping):
         if statistic not in self.statistics:
             raise KeyError(f"no statistic {statistic!r}; the statistics are {self.statistics}")
         i = self.statistics.index(statistic)
-        return {c: float(v) for c, v in zip(self.columns, self.values[i], strict=True)}
+        return {c: _value(statistic, v)
+                for c, v in zip(self.columns, self.values[i], strict=True)}
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         """``{column: {statistic: value}}``, the orientation of pandas' ``describe().to_dict()``."""
@@ -86,7 +93,8 @@ class Description(Mapping):
     def to_string(self, width: int | None = None, precision: int = 6) -> str:
         """The aligned table; with ``width``, columns wrap into blocks at most that wide."""
         label_width = max(len(s) for s in self.statistics)
-        cells = [_format_column(self.values[:, j], precision) for j in range(len(self.columns))]
+        cells = [_format_column(self.values[:, j], self.statistics, precision)
+                 for j in range(len(self.columns))]
         widths = [max(len(name), *(len(c) for c in col))
                   for name, col in zip(self.columns, cells, strict=True)]
         blocks: list[list[int]] = [[]]
@@ -114,7 +122,8 @@ class Description(Mapping):
         return self.to_string()
 
     def _repr_html_(self) -> str:
-        cells = [_format_column(self.values[:, j], 6) for j in range(len(self.columns))]
+        cells = [_format_column(self.values[:, j], self.statistics, 6)
+                 for j in range(len(self.columns))]
         head = "".join(f"<th>{c}</th>" for c in self.columns)
         body = "".join(
             f"<tr><th>{stat}</th>"
@@ -123,14 +132,23 @@ class Description(Mapping):
         return f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _format_column(values: np.ndarray, precision: int) -> list[str]:
-    """One column's values in one notation: scientific when fixed would hide some of them."""
-    finite = np.abs(values[np.isfinite(values)])
+def _value(statistic: str, value: float) -> float | int:
+    return int(value) if statistic in COUNTS and math.isfinite(value) else float(value)
+
+
+def _format_column(values: np.ndarray, statistics: Sequence[str], precision: int) -> list[str]:
+    """One column's values in one notation (scientific when fixed would hide some of them);
+    counts as integers."""
+    measured = np.array([v for v, stat in zip(values, statistics, strict=True)
+                         if stat not in COUNTS])
+    finite = np.abs(measured[np.isfinite(measured)])
     # Above a million, fixed notation grows too wide; below 10^-precision it shows 0.000000.
     scientific = bool((finite > 1e6).any() or ((finite > 0) & (finite < 10.0 ** -precision)).any())
     out = []
-    for value in values:
-        if math.isnan(value):
+    for value, stat in zip(values, statistics, strict=True):
+        if stat in COUNTS and math.isfinite(value):
+            out.append(str(int(value)))
+        elif math.isnan(value):
             out.append("NaN")
         elif math.isinf(value):
             out.append("inf" if value > 0 else "-inf")
@@ -140,61 +158,11 @@ def _format_column(values: np.ndarray, precision: int) -> list[str]:
 
 
 # --- reading the input -------------------------------------------------------------------
-def _parse(field: str) -> float | None:
-    """The number in a CSV field, NaN when it marks a missing value, None when it is text."""
-    text = field.strip()
-    if text.lower() in _MISSING:
-        return math.nan
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def read_csv(path: str | os.PathLike, header: bool | None = None,
-             delimiter: str = ",") -> tuple[list[str], list[list[str]]]:
-    """The column names and the rows of fields of a CSV file (blank lines skipped).
-
-    ``header=None`` guesses: the first row is a header when none of its fields is a number.
-    Without one, a column is named by its position (``"0"``, ``"1"``, ...), as pandas does.
-    Every row must have as many fields as the first.
-
-    >>> names, rows = read_csv("data.csv")  # doctest: +SKIP
-    """
-    with open(path, newline="") as f:
-        rows = [row for row in csv.reader(f, delimiter=delimiter) if row]
-    if not rows:
-        return [], []
-    if header is None:
-        header = all(_parse(field) is None for field in rows[0])
-    names = [name.strip() for name in rows[0]] if header else [str(i) for i in range(len(rows[0]))]
-    body = rows[1:] if header else rows
-    for line, row in enumerate(body, start=2 if header else 1):
-        if len(row) != len(names):
-            raise ValueError(f"{path}: line {line} has {len(row)} fields, expected {len(names)}")
-    return names, body
-
-
-def read_numeric_csv(path: str | os.PathLike, header: bool | None = None,
-                     delimiter: str = ",") -> tuple[list[str], np.ndarray]:
-    """The numeric columns of a CSV file as (names, float64 array of shape (rows, columns)).
-
-    The header is found as :func:`read_csv` does. A column with a field that is neither a
-    number nor a missing marker (empty, NA, NaN, null, ...) is skipped.
-
-    >>> names, array = read_numeric_csv("data.csv")  # doctest: +SKIP
-    """
-    names, body = read_csv(path, header, delimiter)
-    parsed = [[_parse(field) for field in row] for row in body]
-    keep = [j for j in range(len(names)) if all(row[j] is not None for row in parsed)]
-    array = np.array([[row[j] for j in keep] for row in parsed], dtype=np.float64)
-    return [names[j] for j in keep], array.reshape(len(parsed), len(keep))
-
-
-def _table(data, names: Sequence[str] | None, header: bool | None) -> tuple[list[str], np.ndarray]:
+def _table(data, names: Sequence[str] | None, header: bool | None,
+           progress: Progress | None = None) -> tuple[list[str], np.ndarray]:
     """Any supported input as (column names, 2-D float64 array)."""
     if isinstance(data, str | os.PathLike):
-        return read_numeric_csv(data, header=header)
+        return read_numeric_csv(data, header=header, progress=progress)
     if isinstance(data, Mapping):
         columns = {str(k): np.asarray(v) for k, v in data.items()}
         columns = {k: v for k, v in columns.items() if v.dtype.kind in "biuf"}
@@ -235,86 +203,117 @@ def _select(names: list[str], array: np.ndarray, columns) -> tuple[list[str], np
 
 
 # --- the statistics ----------------------------------------------------------------------
-def _percentiles(array: np.ndarray, count: np.ndarray, qs: Sequence[float]) -> list[Tensor]:
-    """Linear-interpolated percentiles of each column, ignoring NaN (sorted last by numpy)."""
-    ordered = np.sort(array, axis=0)
-    columns = np.arange(array.shape[1])
-    top = np.maximum(count - 1, 0)
-    out = []
-    for q in qs:
-        # The q-quantile sits at fractional rank h = (n - 1) q between two order statistics.
-        rank = top * q
+def _chunk_moments(chunk: np.ndarray) -> list[np.ndarray]:
+    """Count, mean, central moment sums M2, M3, M4, min and max of each column of a chunk of
+    rows, NaNs left out: Fusion's reductions, each over the chunk once."""
+    x = Tensor(chunk, dtype=float64)
+    missing = x.isnan()
+    n = missing.logical_not().sum(axis=0).cast(float64)
+    mean = where(n > 0, where(missing, 0.0, x).sum(axis=0) / n, 0.0)
+    deviation = where(missing, 0.0, x - mean)
+    squares = deviation.square()
+    lowest = where(missing, math.inf, x).min(axis=0)
+    highest = where(missing, -math.inf, x).max(axis=0)
+    moments = (n, mean, squares.sum(axis=0), (squares * deviation).sum(axis=0),
+               squares.square().sum(axis=0), lowest, highest)
+    return [m.numpy() for m in moments]
+
+
+def _merge(a: list[np.ndarray], b: list[np.ndarray]) -> list[np.ndarray]:
+    """The moments of two parts joined (the pairwise update of Chan et al. and Pebay), exact
+    in exact arithmetic and stable in floating point: no sum of squares of raw values."""
+    na, ma, m2a, m3a, m4a, lo_a, hi_a = a
+    nb, mb, m2b, m3b, m4b, lo_b, hi_b = b
+    n = na + nb
+    s = np.where(n > 0, n, 1.0)  # an empty part adds nothing; 0 / 0 never happens
+    d = mb - ma
+    mean = ma + d * nb / s
+    m2 = m2a + m2b + d**2 * na * nb / s
+    m3 = (m3a + m3b + d**3 * na * nb * (na - nb) / s**2
+          + 3 * d * (na * m2b - nb * m2a) / s)
+    m4 = (m4a + m4b + d**4 * na * nb * (na * na - na * nb + nb * nb) / s**3
+          + 6 * d**2 * (na * na * m2b + nb * nb * m2a) / s**2 + 4 * d * (na * m3b - nb * m3a) / s)
+    return [n, mean, m2, m3, m4, np.minimum(lo_a, lo_b), np.maximum(hi_a, hi_b)]
+
+
+def _percentiles(array: np.ndarray, count: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """Linear-interpolated percentiles of each column, ignoring NaN, as (len(qs), columns).
+
+    The q-quantile sits at fractional rank h = (n - 1) q between two order statistics; a
+    partial sort (numpy's partition, NaN placed last) finds just those, column by column.
+    """
+    out = np.full((len(qs), array.shape[1]), np.nan)
+    for j in range(array.shape[1]):
+        n = int(count[j])
+        if n == 0:
+            continue
+        rank = (n - 1) * np.asarray(qs, dtype=np.float64)
         below = np.floor(rank).astype(np.int64)
-        above = np.minimum(below + 1, top)
-        fraction = Tensor(rank - below, dtype=float64)
-        if len(ordered):
-            low = Tensor(ordered[below, columns], dtype=float64)
-            high = Tensor(ordered[above, columns], dtype=float64)
-        else:
-            low = high = Tensor(np.full(array.shape[1], np.nan), dtype=float64)
-        value = low + (high - low) * fraction
-        out.append(where(Tensor(count == 0), math.nan, value))
+        above = np.minimum(below + 1, n - 1)
+        ordered = np.partition(array[:, j], np.unique(np.concatenate([below, above])))
+        low, high = ordered[below], ordered[above]
+        out[:, j] = low + (high - low) * (rank - below)
     return out
 
 
-def _statistics(array: np.ndarray) -> np.ndarray:
-    """The (statistic, column) table of STATISTICS for a 2-D float64 array with NaNs."""
-    x = Tensor(array, dtype=float64)
-    missing = x.isnan()
-    present = missing.logical_not()
-    n = present.sum(axis=0).cast(float64)
+def _statistics(array: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """The (statistic, column) table of STATISTICS for a 2-D float64 array with NaNs.
+
+    One pass over the rows, a chunk at a time (so temporaries stay the size of a chunk), then
+    one partial sort per column for the quartiles.
+    """
+    parts = None
+    for start in range(0, len(array), chunk_rows):
+        moments = _chunk_moments(array[start:start + chunk_rows])
+        parts = moments if parts is None else _merge(parts, moments)
+    n, mean, m2, m3, m4, lowest, highest = parts
     empty = n == 0
-    zeroed = where(missing, 0.0, x)
-    mean = zeroed.sum(axis=0) / n
-    deviation = where(missing, 0.0, x - mean)
-    squares = deviation.square()
-    m2 = squares.sum(axis=0)
-    m3 = (squares * deviation).sum(axis=0)
-    m4 = squares.square().sum(axis=0)
-    lowest = where(empty, math.nan, where(missing, math.inf, x).min(axis=0))
-    highest = where(empty, math.nan, where(missing, -math.inf, x).max(axis=0))
+    mean = np.where(empty, np.nan, mean)
+    lowest = np.where(empty, np.nan, lowest)
+    highest = np.where(empty, np.nan, highest)
     # The mean of a constant column is rounded, so its deviations are noise, not spread.
     flat = lowest == highest
-    m2 = where(flat, 0.0, m2)
-    variance = where(n > 1, m2 / (n - 1), math.nan)
-
-    skew = n * (n - 1).sqrt() / (n - 2) * m3 / m2.pow(1.5)
-    skew = where((n < 3).logical_or(flat), math.nan, skew)
-    kurt = (n * (n + 1) * (n - 1) * m4 / ((n - 2) * (n - 3) * m2.square())
-            - 3 * (n - 1).square() / ((n - 2) * (n - 3)))
-    kurt = where((n < 4).logical_or(flat), math.nan, kurt)
-
-    q1, median, q3 = _percentiles(array, n.numpy().astype(np.int64), (0.25, 0.5, 0.75))
+    m2 = np.where(flat, 0.0, m2)
+    variance = np.where(n > 1, m2 / np.where(n > 1, n - 1, 1), np.nan)
+    skew = n * np.sqrt(n - 1) / (n - 2) * m3 / m2**1.5
+    skew = np.where((n < 3) | flat, np.nan, skew)
+    kurt = (n * (n + 1) * (n - 1) * m4 / ((n - 2) * (n - 3) * m2**2)
+            - 3 * (n - 1) ** 2 / ((n - 2) * (n - 3)))
+    kurt = np.where((n < 4) | flat, np.nan, kurt)
+    q1, median, q3 = _percentiles(array, n, (0.25, 0.5, 0.75))
     rows = {
-        "Count": n, "Mean": mean, "Std": variance.sqrt(), "Min": lowest,
+        "Count": n, "Mean": mean, "Std": np.sqrt(variance), "Min": lowest,
         "25%": q1, "50%": median, "75%": q3, "Max": highest,
-        "Missing": missing.sum(axis=0).cast(float64), "Variance": variance,
+        "Missing": len(array) - n, "Variance": variance,
         "Range": highest - lowest, "IQR": q3 - q1, "Skewness": skew, "Kurtosis": kurt,
     }
-    return np.stack([rows[stat].numpy() for stat in STATISTICS])
+    return np.stack([rows[stat] for stat in STATISTICS])
 
 
 def describe(data, columns: Sequence[str | int] | None = None, *,
-             names: Sequence[str] | None = None, header: bool | None = None) -> Description:
+             names: Sequence[str] | None = None, header: bool | None = None,
+             progress: Progress | None = None) -> Description:
     """Count, Mean, Std, Min, quartiles, Max, Missing, Variance, Range, IQR, Skewness, Kurtosis.
 
     ``data`` is a Tensor or numpy array (1-D: one column; 2-D: rows by columns), a mapping of
     column names to 1-D arrays, or the path of a CSV file (``header=None`` guesses whether its
-    first row names the columns; text columns are skipped). ``columns`` picks columns by name,
-    or, where the columns have names of their own, by position among the numeric ones; without
-    a header a column's name is its position in the file (``"0"``, ``"2"``, ...), so ``2`` is
-    the file's column 2. ``names`` labels the columns of an array. NaN marks a missing value:
-    it is counted in Missing and left out of every other statistic.
+    first row names the columns; text columns are skipped; the delimiter is found among
+    ``, ; tab |``; a file that is empty or has no numeric column is a ValueError; a large one
+    calls ``progress(bytes_read, bytes_total)`` while it is read). ``columns`` picks columns
+    by name, or, where the columns have names of their own, by position among the numeric
+    ones; without a header a column's name is its position in the file (``"0"``, ``"2"``,
+    ...), so ``2`` is the file's column 2. ``names`` labels the columns of an array. NaN marks
+    a missing value: it is counted in Missing and left out of every other statistic.
 
     >>> d = describe(fusion.Tensor([[1.0, 2.0], [3.0, 5.0], [5.0, 11.0]]), names=["x", "y"])
     >>> d["x"]["Std"], d.row("50%")
     (2.0, {'x': 3.0, 'y': 5.0})
     >>> print(d.to_string())  # doctest: +NORMALIZE_WHITESPACE
                       x           y
-    Count      3.000000    3.000000
+    Count             3           3
     ...
     """
-    column_names, array = _table(data, names, header)
+    column_names, array = _table(data, names, header, progress)
     if columns is not None:
         column_names, array = _select(column_names, array, columns)
     if len(array) == 0:  # no rows: nothing to reduce, every statistic but the counts is NaN

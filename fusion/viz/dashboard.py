@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from ..data.describe import Description, _parse, describe, read_csv
+from ..data.csvfile import read_csv_columns
+from ..data.describe import Description, describe
 
 # The names of the page's models, which tests and scripts can look up in the Bokeh document.
 BATCHES = "batches"  # ColumnDataSource: step, epoch, loss
@@ -121,22 +122,8 @@ class _DataSet:
 
 def _read_labelled_csv(path, label: int | str | None):
     """Numeric features, the class labels in column ``label`` (if given), feature names."""
-    names, rows = read_csv(path)
-    parsed = [[_parse(field) for field in row] for row in rows]
-    if label is None:
-        position = None
-    elif isinstance(label, int) or label not in names and label.lstrip("-").isdigit():
-        position = int(label) % len(names) if names else 0
-    elif label in names:
-        position = names.index(label)
-    else:
-        raise KeyError(f"no label column {label!r}; the columns are {names}")
-    numeric = [j for j in range(len(names))
-               if j != position and all(row[j] is not None for row in parsed)]
-    features = np.array([[row[j] for j in numeric] for row in parsed], dtype=np.float64)
-    features = features.reshape(len(parsed), len(numeric))
-    labels = None if position is None else np.array([row[position].strip() for row in rows])
-    return features, labels, [names[j] for j in numeric]
+    names, features, labels = read_csv_columns(path, label=label)
+    return features, labels, names
 
 
 class Dashboard:
