@@ -214,6 +214,24 @@ def node_colours(dot) -> dict[str, str]:
     return found
 
 
+def test_op_graph_names_ops_as_users_know_them_and_hides_constants():
+    from fusion.viz.graph import draw_graph
+
+    w = fusion.randn(3, 2, requires_grad=True)
+    x = fusion.randn(4, 3)
+    dot = draw_graph(((x @ w).relu() * 2 + 1).T.mean(), show_values=False)
+    names = [label.splitlines()[0] for label in labels(dot).values()]
+    assert names == ["div", "sum", "transpose", "add", "mul", "relu", "matmul", "input",
+                     "parameter"]
+    # the 2, the 1 and the mean's divisor are not drawn; with show_constants they are
+    full = draw_graph(((x @ w).relu() * 2 + 1).T.mean(), show_values=False, show_constants=True)
+    assert sum(label.startswith("constant") for label in labels(full).values()) == 3
+    loss = fusion.nn.CrossEntropyLoss()(x @ w, fusion.Tensor([0, 1, 1, 0]))
+    drawn = [label.splitlines()[0] for label in labels(draw_graph(loss)).values()]
+    assert "where" not in drawn and "to float32" not in drawn  # no detached internals
+    assert drawn.count("input") == 1 and drawn.count("parameter") == 1
+
+
 def edge_list(dot) -> list[tuple[str, str]]:
     return [(_id(a), _id(b)) for a, b in
             (re.match(r'\s*(\S+) -> (\S+)', line).groups() for line in dot.body if " -> " in line)]
@@ -225,15 +243,15 @@ def test_op_graph_ids_colours_and_repeated_uses(tmp_path):
     x = fusion.Tensor([1.0, 2.0], requires_grad=True)
     c = fusion.Tensor([3.0, 4.0])
     dot = draw_graph((x * x + c).sum(), show_values=False)
-    # Walked from the output: Reshape (of the sum), Sum, Add, Mul, x, c.
+    # Walked from the output: sum (SUM and the RESHAPE that drops its axis), add, mul, x, c.
     found = labels(dot)
-    assert [found[f"t{i}"].splitlines()[0] for i in range(6)] == [
-        "Reshape", "Sum", "Add", "Mul", "parameter", "input"]
+    assert [found[f"t{i}"].splitlines()[0] for i in range(5)] == [
+        "sum", "add", "mul", "parameter", "input"]
     assert node_colours(dot) == {"t0": "darkolivegreen1", "t1": "white", "t2": "white",
-                                 "t3": "white", "t4": "lightblue", "t5": "lightgrey"}
-    assert edge_list(dot) == [("t1", "t0"), ("t2", "t1"), ("t3", "t2"), ("t5", "t2"),
-                              ("t4", "t3"), ("t4", "t3")]  # x * x: x is used twice
-    assert found["t2"].splitlines()[1] == "2 float32"
+                                 "t3": "lightblue", "t4": "lightgrey"}
+    assert edge_list(dot) == [("t1", "t0"), ("t2", "t1"), ("t4", "t1"),
+                              ("t3", "t2"), ("t3", "t2")]  # x * x: x is used twice
+    assert found["t1"].splitlines()[1] == "2 float32"
     assert draw_graph((x * x + c).sum(), show_values=False).source == dot.source  # stable
     if HAVE_DOT:
         assert "<svg" in open(dot.render(tmp_path / "ops", format="svg")).read()
@@ -248,7 +266,7 @@ def test_op_graph_values_saved_tensors_names_and_several_outputs():
     found = labels(dot)
     assert found["t0"].startswith("loss")
     colours = node_colours(dot)
-    exp_node = next(k for k, v in found.items() if v.splitlines()[:2] == ["e", "Exp"])
+    exp_node = next(k for k, v in found.items() if v.splitlines()[:2] == ["e", "exp"])
     assert colours[exp_node] == "darkolivegreen1"  # an output too
     w_node = next(k for k, v in found.items() if v.startswith("w"))
     assert colours[w_node] == "lightblue"
@@ -291,5 +309,5 @@ def test_op_graph_by_module_frames_and_collapsed_boxes():
     assert ids["3"] not in found
     assert edges_between_boxes == {(ids["0"], ids["1"]), (ids["1"], ids["2"]),
                                    (ids["2"], ids["4"]),
-                                   (ids["4"], "t1")}  # t1: the Sum outside every module
+                                   (ids["4"], "t0")}  # t0: the sum outside every module
     assert "cluster" not in boxes.source

@@ -55,6 +55,13 @@ def _apply(fn: type[F.Function], *tensors: Tensor, **kwargs) -> Tensor:
 _new = object.__new__
 
 
+def _constant(buffer: Buffer) -> Tensor:
+    """A Python number made a tensor inside an op; its op name tells graph drawings to hide it."""
+    out = _wrap(buffer)
+    out._op = "constant"
+    return out
+
+
 def _wrap(buffer: Buffer, requires_grad: bool = False) -> Tensor:
     out = _new(Tensor)
     out.data = buffer
@@ -314,7 +321,7 @@ class Tensor:
             return value
         if isinstance(value, _SCALARS) and not isinstance(value, np.ndarray):
             dtype = dtype or scalar_dtype(_py(value), self.dtype)
-            return _wrap(Buffer.full(self.data.backend, (), _py(value), dtype))
+            return _constant(Buffer.full(self.data.backend, (), _py(value), dtype))
         return Tensor(value, backend=self.data.backend)
 
     def _broadcasted(self, other, reverse: bool = False,
@@ -336,7 +343,7 @@ class Tensor:
             dtype = default_int
         x = self if self.dtype is dtype else self.cast(dtype)
         if y is None:
-            y = _wrap(Buffer.constant(x.data.backend, x.shape, other, dtype))
+            y = _constant(Buffer.constant(x.data.backend, x.shape, other, dtype))
         else:
             if y.dtype is not dtype:
                 y = y.cast(dtype)

@@ -1,10 +1,13 @@
 """Drawings of the computation graph that produced a tensor (graphviz).
 
 The conventions are those people know from drawing autograd graphs: one node per tensor,
-labelled with the op that made it, its shape and dtype; leaves that require grad (what an
+labelled with the op that made it (by the name a user calls it: ``matmul``, ``transpose``,
+``relu``, not the primitive's class), its shape and dtype; leaves that require grad (what an
 optimizer updates) blue, other leaves grey, the drawn outputs green, and, on request, the
 values an op saved for its backward pass orange. Node ids are ``t0``, ``t1``, ... in the
 order the walk from the outputs meets them, so the same computation gives the same DOT text.
+Constants the library makes inside composite ops (the ``2`` of ``x * 2``, a mean's divisor, a
+one-hot target, a max subtracted for stability) are hidden unless ``show_constants=True``.
 
 Large graphs read better by module: record which module computed what with
 :func:`record_scopes`, then draw each module call as a frame around its ops, or as one box.
@@ -43,8 +46,64 @@ def _shape(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape)) or "scalar"
 
 
+# The primitives' Functions by the names users call them (torch and numpy spellings).
+_OP_NAMES = {
+    "Contract": "matmul", "Expand": "expand", "Reshape": "reshape", "Shrink": "slice",
+    "Pad": "pad", "Flip": "flip", "Neg": "neg", "Relu": "relu", "Exp": "exp", "Log": "log",
+    "Sqrt": "sqrt", "Recip": "reciprocal", "Sin": "sin", "Cast": "cast", "Add": "add",
+    "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "Maximum": "maximum",
+    "Equal": "eq", "Less": "lt", "Where": "where", "Sum": "sum", "Max": "max",
+}
+
+
+def op_name(t: Tensor) -> str | None:
+    """The op that made ``t`` as a user knows it (``matmul``, ``transpose``), None for a leaf.
+
+    >>> x = fusion.randn(2, 3, requires_grad=True)
+    >>> op_name(x.T), op_name(x @ x.T), op_name(x.sum())
+    ('transpose', 'matmul', 'sum')
+    """
+    if t._op is None:
+        return None
+    if t._op == "Permute":
+        order = tuple(getattr(t._ctx, "order", ()) or ())
+        swapped = (*range(len(order) - 2), len(order) - 1, len(order) - 2)
+        return "transpose" if len(order) >= 2 and order == swapped else "permute"
+    if t._op == "Cast":
+        return f"to {t.dtype.name}"
+    reduced = _reduction_of(t)
+    if reduced is not None:
+        return _OP_NAMES[reduced._op]
+    return _OP_NAMES.get(t._op, t._op.lower())
+
+
+def _reduction_of(t: Tensor) -> Tensor | None:
+    """The reduction a reshape only drops the kept axes of (``x.sum(0)`` is SUM then RESHAPE
+    in primitives): drawn as one ``sum`` node."""
+    if t._op != "Reshape" or t._ctx is None or len(t._ctx.parents) != 1:
+        return None
+    parent = t._ctx.parents[0]
+    if parent._op in ("Sum", "Max") and parent._ctx is not None:
+        return parent
+    return None
+
+
+def _parents(t: Tensor) -> tuple[Tensor, ...]:
+    """The tensors drawn as ``t``'s inputs (a reduction's, for a reshape that ends one)."""
+    if t._ctx is None:
+        return ()
+    reduced = _reduction_of(t)
+    return (reduced if reduced is not None else t)._ctx.parents
+
+
+def _is_internal_constant(t: Tensor) -> bool:
+    """A leaf the library made, not the user: a number made a tensor inside an op, or a value
+    an op computed without a graph (it has an op name but no parents)."""
+    return t._ctx is None and not t.requires_grad and t._op is not None
+
+
 def _label(t: Tensor, show_values: bool, name: str | None) -> str:
-    kind = t._op or ("parameter" if t.requires_grad else "input")
+    kind = op_name(t) or ("parameter" if t.requires_grad else "input")
     lines = [f"{name}\n{kind}" if name else kind, f"{_shape(t.shape)} {t.dtype.name}"]
     if show_values:
         lines.append(f"data {_summary(t)}")
@@ -132,8 +191,7 @@ def _scope_chains(nodes: dict[int, Tensor], scopes: Sequence[ModuleCall]) -> dic
             if t._ctx is None and id(t) not in own:
                 continue  # a leaf from outside the call: an input or another module's weight
             chains.setdefault(id(t), []).append(index)
-            if t._ctx is not None:
-                stack.extend(p for p in t._ctx.parents if id(p) in nodes)
+            stack.extend(p for p in _parents(t) if id(p) in nodes)
     return chains
 
 
@@ -149,7 +207,8 @@ def _outputs(tensor) -> list[tuple[str | None, Tensor]]:
 def draw_graph(tensor: Tensor | Sequence[Tensor] | Mapping[str, Tensor],
                show_values: bool = True, rankdir: str = "LR", max_nodes: int = 2000, *,
                params: Mapping[str, Tensor] | None = None, show_saved: bool = False,
-               scopes: Sequence[ModuleCall] | None = None, collapse: int | None = None):
+               scopes: Sequence[ModuleCall] | None = None, collapse: int | None = None,
+               show_constants: bool = False):
     """The graph of operations that produced ``tensor`` as a :class:`graphviz.Digraph`.
 
     One node per tensor, labelled with the op that made it, its shape and dtype (and a summary
@@ -159,7 +218,8 @@ def draw_graph(tensor: Tensor | Sequence[Tensor] | Mapping[str, Tensor],
     ``show_saved`` adds an orange node for each value an op saved for its backward pass, with
     a dashed edge to that op. With ``scopes`` from :func:`record_scopes`, each module call is a
     frame around the ops it ran; ``collapse=N`` draws each call N levels down (1: the model's
-    direct children) as one box instead.
+    direct children) as one box instead. Constants made inside ops (see the module's notes)
+    are left out unless ``show_constants``.
 
     Render with ``.render("graph", format="svg")`` where graphviz's ``dot`` program is
     installed; ``.source`` is the DOT text.
@@ -168,6 +228,8 @@ def draw_graph(tensor: Tensor | Sequence[Tensor] | Mapping[str, Tensor],
     >>> dot = draw_graph((x * x).sum())
     >>> [line.split()[0] for line in dot.body if "->" in line]
     ['t1', 't2', 't3', 't3']
+    >>> "Contract" in draw_graph(x @ x).source, "matmul" in draw_graph(x @ x).source
+    (False, True)
     """
     import graphviz
 
@@ -192,8 +254,8 @@ def draw_graph(tensor: Tensor | Sequence[Tensor] | Mapping[str, Tensor],
                              "to draw it anyway")
         nodes[id(node)] = node
         ids[id(node)] = f"t{len(ids)}"
-        if node._ctx is not None:
-            stack.extend(reversed(node._ctx.parents))
+        stack.extend(p for p in reversed(_parents(node))
+                     if show_constants or not _is_internal_constant(p))
 
     chains = _scope_chains(nodes, scopes) if scopes else {}
 
@@ -227,7 +289,7 @@ def draw_graph(tensor: Tensor | Sequence[Tensor] | Mapping[str, Tensor],
             fill = _OUTPUT if any(id(t) in output_ids for t in call.outputs) else _MODULE
             members.setdefault(path, []).append((rep, {"label": label, "fillcolor": fill}))
             continue
-        parents = node._ctx.parents if node._ctx is not None else ()
+        parents = _parents(node)
         if key in output_ids:
             colour = _OUTPUT
         elif not parents:
@@ -257,7 +319,9 @@ def draw_graph(tensor: Tensor | Sequence[Tensor] | Mapping[str, Tensor],
         if node._ctx is None:
             continue
         target = represent(key)
-        for parent in node._ctx.parents:
+        for parent in _parents(node):
+            if id(parent) not in nodes:
+                continue  # a hidden constant
             source = represent(id(parent))
             if source == target:
                 continue  # inside one collapsed call
