@@ -223,18 +223,66 @@ def test_save_run_figures_writes_what_it_is_given(tmp_path):
         "class_histograms.svg", "scatter.svg", "pairs.svg"]
 
 
-def test_save_run_figures_picks_the_features_of_largest_variance(tmp_path, monkeypatch):
+def test_save_run_figures_picks_the_features_that_separate_the_classes(tmp_path, monkeypatch):
     from fusion.viz import plots
 
     rng = np.random.default_rng(3)
-    x = rng.normal(size=(200, 6)) * np.array([1.0, 5.0, 0.1, 3.0, 0.2, 4.0])
+    y = rng.integers(0, 3, 300)
+    x = rng.normal(size=(300, 7)) * np.array([1.0, 50.0, 0.1, 3.0, 0.2, 4.0, 1.0])
+    x[:, 2] += y * 1.0  # tiny scale, but 10 standard deviations between classes
+    x[:, 4] += y * 0.2  # 1 standard deviation
+    x[:, 3] += y * 0.3  # 0.1 standard deviation
+    x[:, 0] = np.arange(300)  # an id: every value different
+    x[:, 6] = 7.0  # constant
     drawn = {}
     monkeypatch.setattr(plots, "plot_pairs", lambda data, y, chosen, **kw: drawn.setdefault(
         "pairs", chosen) and plt.figure())
-    plots.save_run_figures(tmp_path, x=x, y=np.zeros(200, int))
-    # Column scales 5, 4, 3 and 1 (columns 1, 5, 3, 0), in order of sample variance.
-    expected = sorted(range(6), key=lambda j: -np.var(x[:, j], ddof=1))[:4]
-    assert drawn["pairs"] == expected == [1, 5, 3, 0]
+    progress = []
+    plots.save_run_figures(tmp_path, x=x, y=y, progress=progress.append)
+    # Ranked by the F statistic of a one-way ANOVA, which numpy computes here independently.
+    def anova(column):
+        groups = [column[y == k] for k in range(3)]
+        mean = column.mean()
+        between = sum(len(g) * (g.mean() - mean) ** 2 for g in groups) / 2
+        within = sum(((g - g.mean()) ** 2).sum() for g in groups) / (len(column) - 3)
+        return between / within
+    expected = sorted([1, 2, 3, 4, 5], key=lambda j: -anova(x[:, j]))[:4]
+    assert drawn["pairs"] == expected and expected[:2] == [2, 4]
+    assert 0 not in drawn["pairs"] and 6 not in drawn["pairs"]
+    assert [os.path.basename(p) for p in progress] == [
+        "class_histograms.png", "scatter.png", "pairs.png"]
+
+
+def test_feature_choice_skips_ids_and_constants_without_labels():
+    from fusion.viz.features import informative_features, is_id_column
+
+    x = np.column_stack([np.arange(50.0), np.full(50, 2.0), np.arange(50.0) % 5,
+                         np.linspace(0, 1, 50)])
+    assert informative_features(x) == [2, 3]
+    assert is_id_column(np.array([3.0, 1.0, 2.0]), name="ID")
+    assert not is_id_column(np.linspace(0, 1, 50))  # all different, but not integers
+
+
+def test_pictures_are_sharp_titled_and_mark_the_kept_epoch(tmp_path):
+    from PIL import Image
+
+    history = {"epoch": [1, 2, 3, 4], "loss": [1.0, 0.6, 0.4, 0.3],
+               "val_loss": [1.1, 0.7, 0.65, 0.8], "accuracy": [0.5, 0.7, 0.8, 0.9],
+               "val_accuracy": [0.5, 0.6, 0.75, 0.7]}
+    fig = plot_learning_curves(history, best_epoch=3, save=tmp_path / "curves.png")
+    for panel in fig.axes:
+        kept = [line for line in panel.lines if line.get_label() == "kept: epoch 3"]
+        assert len(kept) == 1 and list(kept[0].get_xdata()) == [3, 3]
+        points = [line for line in panel.lines if line.get_marker() == "o"]
+        assert [list(p.get_xydata()[0]) for p in points] == [
+            [3, {"loss": 0.65, "accuracy": 0.75}[panel.get_title()]]]
+    dpi = Image.open(tmp_path / "curves.png").info["dpi"]
+    assert round(dpi[0]) >= 150
+    fig = plot_confusion_matrix([0, 1, 1, 1], [0, 1, 0, 1], save=tmp_path / "cm.png")
+    assert fig.axes[0].get_title().splitlines() == ["confusion matrix",
+                                                    "4 samples, accuracy 75.0%"]
+    assert round(Image.open(tmp_path / "cm.png").info["dpi"][0]) >= 150
+    plt.close("all")
 
 
 def test_digits_example_writes_its_pictures_with_plots(tmp_path, capsys):
@@ -244,10 +292,16 @@ def test_digits_example_writes_its_pictures_with_plots(tmp_path, capsys):
     assert digits.main(["--epochs", "1", "--patience", "0", "--quiet", "--plots",
                         "--hidden", "16", "--out", str(tmp_path)]) == 0
     pictures = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    # the learning curves are drawn once, beside the model, not again among the plots
     expected = ["architecture.gv", "class_histograms.png", "confusion_matrix.png",
-                "learning_curves.png", "pairs.png", "scatter.png"]
+                "pairs.png", "scatter.png"]
     assert [p for p in pictures if p != "architecture.svg"] == expected
+    assert (tmp_path / "learning_curves.png").exists()
     assert "in_features=64, out_features=16" in (tmp_path / "plots" / "architecture.gv").read_text()
+
+
+# The checkout under test, first on the path of commands run in another folder.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_mlp_app_train_writes_its_pictures_with_plots(tmp_path):
@@ -257,7 +311,7 @@ def test_mlp_app_train_writes_its_pictures_with_plots(tmp_path):
     def mlp(*args):
         result = subprocess.run([sys.executable, "-m", "fusion.examples.mlp", *args],
                                 cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                                env={**os.environ, "MPLBACKEND": "Agg"})
+                                env={**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": ROOT})
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -268,6 +322,7 @@ def test_mlp_app_train_writes_its_pictures_with_plots(tmp_path):
     pictures = sorted(p.name for p in (tmp_path / "pics").iterdir())
     assert [p for p in pictures if p != "architecture.svg"] == [
         "architecture.gv", "class_histograms.png", "confusion_matrix.png",
-        "learning_curves.png", "pairs.png", "scatter.png"]
+        "pairs.png", "scatter.png"]  # the learning curves: once, in learning_curves.png
+    assert (tmp_path / "learning_curves.png").exists()
     assert "pictures written in pics" in out
     assert "in_features=30, out_features=8" in (tmp_path / "pics" / "architecture.gv").read_text()

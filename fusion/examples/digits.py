@@ -93,6 +93,7 @@ def load_splits(seed: int, test_size: float = 0.2, val_size: float = 0.1) -> dic
         "train": (scaler.transform(X_train), y_train),
         "val": (scaler.transform(X_val), y_val),
         "test": (scaler.transform(X_test), y_test),
+        "raw_test": X_test,
         "scaler": scaler,
     }
 
@@ -107,8 +108,9 @@ def build_model(inputs: int, hidden: list[int], classes: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def write_learning_curves(history: History, path: Path) -> None:
-    """Loss and accuracy per epoch, training and validation, as a PNG."""
+def write_learning_curves(history: History, path: Path, best_epoch: int | None = None) -> None:
+    """Loss and accuracy per epoch, training and validation, as a PNG; the epoch whose
+    weights were kept is marked."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed, none opened
@@ -116,7 +118,8 @@ def write_learning_curves(history: History, path: Path) -> None:
 
     from fusion.viz.plots import plot_learning_curves
 
-    figure = plot_learning_curves(history, metrics=["loss", "accuracy"], save=path)
+    figure = plot_learning_curves(history, metrics=["loss", "accuracy"], best_epoch=best_epoch,
+                                  save=path)
     plt.close(figure)
 
 
@@ -184,15 +187,20 @@ def _run(args: argparse.Namespace) -> dict:
     (out / "scaler.json").write_text(json.dumps(data["scaler"].state_dict()) + "\n")
     history.to_csv(out / "history.csv")
     history.to_json(out / "history.json")
-    write_learning_curves(history, out / "learning_curves.png")
+    write_learning_curves(history, out / "learning_curves.png",
+                          result["best_epoch"] if callbacks else None)
     if args.plots:
         from fusion.viz.plots import save_run_figures
 
+        if not args.quiet:
+            print(f"writing pictures into {out / 'plots'} ...", flush=True)
+        # the learning curves are written once, above; the data plots show raw pixel values
         result["plots"] = save_run_figures(
-            out / "plots", history=history, y_true=y_test, y_pred=predicted,
-            class_names=[str(d) for d in range(10)], x=X_test, y=y_test,
+            out / "plots", y_true=y_test, y_pred=predicted,
+            class_names=[str(d) for d in range(10)], x=data["raw_test"], y=y_test,
             feature_names=[f"pixel {i // 8},{i % 8}" for i in range(64)], model=model,
-            input_shape=(1, X_test.shape[1]))
+            input_shape=(1, X_test.shape[1]),
+            progress=None if args.quiet else lambda path: print(f"  wrote {path}", flush=True))
     result["seconds"] = time.perf_counter() - started
 
     if args.quiet:

@@ -9,7 +9,7 @@ Tensors, numpy arrays and lists are all accepted where data is expected.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 PathLike = str | os.PathLike
+#: The resolution of written pictures: sharp on high-density screens and in print.
+DPI = 150
 
 
 # --- shared helpers --------------------------------------------------------------------
@@ -32,7 +34,7 @@ def _pyplot():
 
 def _finish(fig: Figure, save: PathLike | None) -> Figure:
     if save is not None:
-        fig.savefig(save, bbox_inches="tight")
+        fig.savefig(save, dpi=DPI, bbox_inches="tight")
     return fig
 
 
@@ -133,6 +135,7 @@ def _runs(histories, labels: Sequence[str] | None) -> list[tuple[str, dict[str, 
 def plot_learning_curves(histories, metrics: Sequence[str] | None = None, *,
                          labels: Sequence[str] | None = None,
                          ax: Axes | Sequence[Axes] | None = None,
+                         best_epoch: int | None = None, title: str | None = None,
                          save: PathLike | None = None) -> Figure:
     """Loss and metrics per epoch, training (solid) and validation (dashed), one panel each.
 
@@ -141,6 +144,8 @@ def plot_learning_curves(histories, metrics: Sequence[str] | None = None, *,
     run names to them: each run gets its own colour on the same panels. ``metrics`` names the
     panels (default: every key without ``val_`` found in a run, loss first, except the
     learning rate ``lr``, which can be asked for). The x axis is the epoch number.
+    ``best_epoch`` marks the epoch whose weights were kept (early stopping's best) with a
+    dotted line and a point on each validation curve; ``title`` heads the figure.
 
     >>> fig = plot_learning_curves({"loss": [0.9, 0.5, 0.4], "val_loss": [1.0, 0.7, 0.6]})
     >>> fig.axes[0].lines[0].get_ydata().tolist()
@@ -176,14 +181,30 @@ def plot_learning_curves(histories, metrics: Sequence[str] | None = None, *,
                     epochs = np.arange(1, len(values) + 1)
                 name = f"{run} {kind}" if run else kind
                 panel.plot(epochs, values, style, color=colour, label=name)
+        if best_epoch is not None:
+            _mark_kept_epoch(panel, runs, metric, best_epoch)
         panel.set_xlabel("epoch")
         panel.set_ylabel(metric)
         panel.set_title(metric)
         panel.grid(True, alpha=0.3)
         if panel.lines:
             panel.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return _finish(fig, save)
+
+
+def _mark_kept_epoch(panel: Axes, runs, metric: str, epoch: int) -> None:
+    panel.axvline(epoch, color="grey", linestyle=":", linewidth=1.2,
+                  label=f"kept: epoch {epoch}")
+    for i, (_, history) in enumerate(runs):
+        key = f"val_{metric}" if f"val_{metric}" in history else metric
+        epochs = list(history.get("epoch", [])) or list(range(1, len(history.get(key, [])) + 1))
+        if key in history and epoch in epochs:
+            value = history[key][epochs.index(epoch)]
+            panel.plot([epoch], [value], "o", color=f"C{i % 10}", markersize=6,
+                       markeredgecolor="black")
 
 
 # --- data ------------------------------------------------------------------------------
@@ -304,12 +325,14 @@ def _confusion_matrix(y_true, y_pred, num_classes: int | None) -> np.ndarray:
 
 def plot_confusion_matrix(y_true, y_pred=None, *, class_names: Sequence[str] | None = None,
                           normalize: bool = False, cmap: str = "Blues",
+                          title: str | None = "confusion matrix",
                           ax: Axes | None = None, save: PathLike | None = None) -> Figure:
     """A heat map of the confusion matrix, rows the true class and columns the predicted one.
 
     Pass integer labels ``y_true`` and ``y_pred``, or one square matrix of counts as
     ``y_true``. ``normalize=True`` divides each row by its total (the recall of each class
-    is then on the diagonal). Each cell is annotated with its value.
+    is then on the diagonal). Each cell is annotated with its value; ``title`` heads the plot
+    (with the number of samples and the accuracy added).
 
     >>> fig = plot_confusion_matrix([0, 1, 1, 1], [0, 1, 0, 1])
     >>> fig.axes[0].images[0].get_array().tolist()
@@ -336,6 +359,14 @@ def plot_confusion_matrix(y_true, y_pred=None, *, class_names: Sequence[str] | N
     ax.set_yticks(range(k), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    if title:
+        total = matrix.sum()
+        if not normalize and total:
+            title = (f"{title}\n{int(total)} samples, accuracy "
+                     f"{np.trace(matrix) / total:.1%}")
+        elif normalize:
+            title = f"{title} (each row sums to 1)"
+        ax.set_title(title)
     # Dark cells get white text, light cells black, so every number stays legible.
     threshold = (matrix.max() + matrix.min()) / 2 if matrix.size else 0
     for r in range(k):
@@ -351,15 +382,19 @@ def save_run_figures(folder: PathLike, *, history: Any = None, y_true=None, y_pr
                      class_names: Sequence[str] | None = None, x=None, y=None,
                      feature_names: Sequence[str] | None = None,
                      features: Sequence[int | str] | None = None, model: Any = None,
-                     input_shape: Sequence[int] | None = None, fmt: str = "png") -> list[str]:
+                     input_shape: Sequence[int] | None = None, fmt: str = "png",
+                     best_epoch: int | None = None,
+                     progress: Callable[[str], None] | None = None) -> list[str]:
     """Write the pictures of a run into ``folder``; returns the paths written.
 
     Each picture is drawn from what is given: ``history`` gives ``learning_curves``,
-    ``y_true`` and ``y_pred`` the ``confusion_matrix``, ``x`` and ``y`` (features and labels)
-    the ``class_histograms`` of the first of ``features``, the ``scatter`` of the first two
-    and the ``pairs`` of up to four (default: the four features of largest variance), and
-    ``model`` its ``architecture`` (``.gv`` DOT source, and ``.svg`` where graphviz's ``dot``
-    is installed; ``input_shape`` adds the shapes). Figures are closed once written.
+    (with ``best_epoch`` marked), ``y_true`` and ``y_pred`` the ``confusion_matrix``, ``x``
+    and ``y`` (raw features and labels) the ``class_histograms`` of the first of ``features``,
+    the ``scatter`` of the first two and the ``pairs`` of up to four (default: the four that
+    separate the classes best, ids and constant columns left out: see
+    :func:`fusion.viz.features.informative_features`), and ``model`` its ``architecture``
+    (``.gv`` DOT source, and ``.svg`` where graphviz's ``dot`` is installed; ``input_shape``
+    adds the shapes). Figures are closed once written; ``progress(path)`` is called after each.
 
     >>> save_run_figures("out", history=history, y_true=y_test, y_pred=predicted,
     ...                  x=X, y=y, model=model, input_shape=(1, 64))  # doctest: +SKIP
@@ -373,25 +408,30 @@ def save_run_figures(folder: PathLike, *, history: Any = None, y_true=None, y_pr
     out.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
 
+    def done(path) -> None:
+        written.append(str(path))
+        if progress is not None:
+            progress(str(path))
+
     def keep(fig: Figure, name: str) -> None:
         path = out / f"{name}.{fmt}"
         _finish(fig, path)
         plt.close(fig)
-        written.append(str(path))
+        done(path)
 
     if history is not None:
-        keep(plot_learning_curves(history), "learning_curves")
+        keep(plot_learning_curves(history, best_epoch=best_epoch), "learning_curves")
     if y_true is not None and y_pred is not None:
         keep(plot_confusion_matrix(y_true, y_pred, class_names=class_names), "confusion_matrix")
     if x is not None and y is not None:
         data = _features(x)
         if features is None:
-            from ..data.describe import describe
+            from .features import informative_features
 
-            variance = describe(data).row("Variance")
-            order = sorted(range(data.shape[1]), key=lambda j: -np.nan_to_num(variance[str(j)]))
-            features = order[:4]
+            features = informative_features(data, y, 4, feature_names)
         chosen = list(features)
+        if not chosen:
+            raise ValueError("no feature to plot: every column is constant or an id")
         named = {"feature_names": feature_names, "class_names": class_names}
         keep(plot_class_histograms(data, y, chosen[0], **named), "class_histograms")
         if len(chosen) > 1:
@@ -407,7 +447,7 @@ def save_run_figures(folder: PathLike, *, history: Any = None, y_true=None, y_pr
             dot.render(outfile=out / "architecture.svg", format="svg", cleanup=True)
         source = out / "architecture.gv"
         source.write_text(dot.source)
-        written.append(str(source))
+        done(source)
         if shutil.which("dot"):
-            written.append(str(out / "architecture.svg"))
+            done(out / "architecture.svg")
     return written

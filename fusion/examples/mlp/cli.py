@@ -321,19 +321,14 @@ def draw_curves(runs, path: str, title: str | None = None, best_epoch: int | Non
     matplotlib.use("Agg")  # files only: no display needed, none opened
     import matplotlib.pyplot as plt
 
-    from fusion.viz.plots import plot_learning_curves
+    from fusion.viz.plots import DPI, plot_learning_curves
 
-    figure = plot_learning_curves(runs, metrics=["loss", "accuracy"])
-    if best_epoch is not None:
-        for panel in figure.axes:
-            panel.axvline(best_epoch, color="grey", linestyle=":", linewidth=1,
-                          label=f"kept (epoch {best_epoch})")
-            panel.legend(fontsize="small")
+    figure = plot_learning_curves(runs, metrics=["loss", "accuracy"], best_epoch=best_epoch)
     if title:
         figure.suptitle(title, fontsize="medium")
         figure.tight_layout()
     try:
-        figure.savefig(path, dpi=80, bbox_inches="tight")
+        figure.savefig(path, dpi=DPI, bbox_inches="tight")
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot be written ({exc})") from None
     finally:
@@ -446,7 +441,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         from fusion.viz.plots import save_run_figures
 
         written = save_run_figures(
-            args.plots, history=history, y_true=valid.y, y_pred=(p_valid > 0.5).astype(np.int64),
+            # the learning curves are drawn once, above (--plot)
+            args.plots, history=history if args.no_plot else None, best_epoch=best,
+            y_true=valid.y, y_pred=(p_valid > 0.5).astype(np.int64),
             class_names=list(CLASSES), x=train.X, y=train.y,
             feature_names=[f"feature {i + 1}" for i in range(FEATURES)], model=model,
             input_shape=(1, FEATURES))
