@@ -9,11 +9,12 @@
     The architecture of a model saved with :func:`fusion.save`: a picture (.svg, .png, .pdf:
     needs graphviz's ``dot``) or its DOT source (.gv, .dot, or ``-o -`` for standard output).
 
-``fusion dashboard [--data data.csv --label 1] [--history run.json] [--train digits]``
+``fusion dashboard [--data data.csv --label 1] [--history run.json ...] [--train digits]``
     The training dashboard in the browser (127.0.0.1:5006 unless ``--host``/``--port``): a
-    data set's summary and plots, a saved history's curves, or a small model training live on
-    a bundled data set. It serves until Ctrl-C, or writes ``--report run.html`` and exits with
-    ``--no-serve``.
+    data set's summary and plots, saved histories' curves (several are compared), or a small
+    model training live on a bundled data set, which starts once a browser has opened the page
+    (``--no-wait``: at once). It serves until Ctrl-C, or writes ``--report run.html`` and exits
+    with ``--no-serve``.
 
 ``fusion info``
     The installed backends and their status (as ``python -m fusion info``).
@@ -148,10 +149,14 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     if args.history:
         from .train import History
 
-        history = History.from_json(args.history)
-        for i, epoch in enumerate(history.epoch):
-            board.record_epoch(epoch, {k: v[i] for k, v in history.history.items()})
-        board.training_finished()
+        histories = [(path, History.from_json(path)) for path in args.history]
+        if not args.train:  # the first is this page's run, the others compared with it
+            _, history = histories.pop(0)
+            for i, epoch in enumerate(history.epoch):
+                board.record_epoch(epoch, {k: v[i] for k, v in history.history.items()})
+            board.training_finished()
+        for path, history in histories:
+            board.add_run(os.path.splitext(os.path.basename(path))[0], history)
     serve = not args.no_serve
     if serve:
         url = board.start(open_browser=args.open)
@@ -160,7 +165,11 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         print(f"fusion dashboard: serving on {url} (Ctrl-C stops)", flush=True)
     try:
         if args.train:
-            callback = DashboardCallback(board, serve=serve)
+            wait = serve and args.wait
+            if wait:
+                print(f"fusion dashboard: training starts when {url} is open in a browser "
+                      "(--no-wait: at once)", flush=True)
+            callback = DashboardCallback(board, serve=serve, wait=wait)
             _train_live(args.train, args.epochs, callback, args.seed)
         if args.report:
             board.save_report(args.report)
@@ -220,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Serve the training dashboard.")
     p.add_argument("--data", help="a CSV file whose summary and plots the page shows")
     p.add_argument("--label", type=_column, help="the CSV column that holds the classes")
-    p.add_argument("--history", help="a run saved with History.to_json")
+    p.add_argument("--history", nargs="+", metavar="RUN.json",
+                   help="runs saved with History.to_json (several: compared on the curves)")
     p.add_argument("--train", choices=["digits", "breast_cancer"],
                    help="train a small MLP on this bundled data set, live")
     p.add_argument("--epochs", type=int, default=30, help="epochs of --train (default 30)")
@@ -233,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-serve", action="store_true",
                    help="do not serve: only write --report (and train)")
     p.add_argument("--open", action="store_true", help="open the page in a browser")
+    p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --train, start training once a browser has opened the page "
+                        "(default; --no-wait: at once)")
     p.set_defaults(run=cmd_dashboard)
 
     p = commands.add_parser("info", help="the installed backends and their status")
@@ -255,6 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader left (| head): stop quietly, as shell tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except ImportError as error:  # an optional extra that is not installed
+        print(f"fusion {args.command}: {error}", file=sys.stderr)
+        return 1
     except (OSError, ValueError, KeyError, IndexError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"fusion {args.command}: {message}", file=sys.stderr)

@@ -2,9 +2,11 @@
 
 ``fit`` runs the loop a PyTorch user writes by hand (zero the gradients, forward, loss,
 backward, step), records per-epoch figures in a :class:`History`, calls callbacks and shows
-progress: on a terminal, a tqdm bar while an epoch runs, replaced by the epoch's summary line
-when it ends; elsewhere (a file, a pipe, CI logs) only the summary lines; nothing with
-``verbose=False``.
+progress: on a terminal, a tqdm bar while an epoch runs, which stays as the epoch's summary
+(its figures and time) when it ends, as Keras's does; elsewhere (a file, a pipe, CI logs) one
+summary line per epoch; nothing with ``verbose=False``. An epoch's time leaves out the
+seconds a backend spent compiling kernels (a backend with a ``compile_seconds`` attribute,
+such as numba, reports them), which are shown beside it.
 
 A model is anything callable with ``parameters()`` and, if it has them, ``train()``/``eval()``
 and ``state_dict()``/``load_state_dict()`` (as a :class:`fusion.nn.Module`). An optimizer has
@@ -19,6 +21,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -251,6 +254,19 @@ def _format_logs(logs: Mapping[str, float]) -> str:
     return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
 
 
+def _format_time(seconds: float, compiling: float) -> str:
+    text = f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
+    if compiling >= 0.05:
+        text += f" (+{compiling:.1f}s compiling kernels)"
+    return text
+
+
+def _compile_seconds(backend) -> float:
+    """Seconds the backend has spent compiling so far (0 for one that does not compile)."""
+    value = getattr(backend, "compile_seconds", 0.0) if backend is not None else 0.0
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
 class _Progress:
     """A tqdm bar per epoch on a terminal, a line per epoch elsewhere, or nothing."""
 
@@ -281,21 +297,24 @@ class _Progress:
 
     def epoch_begin(self, epoch: int, batches: int | None) -> None:
         if self.mode == "bar":
-            # the bar lives while the epoch runs; the epoch's summary line replaces it
+            # the bar lives while the epoch runs and stays, with the epoch's figures, after
             self.bar = self.tqdm(total=batches, desc=self.label(epoch), file=sys.stdout,
-                                 unit="batch", leave=False, dynamic_ncols=True)
+                                 unit="batch", leave=True, dynamic_ncols=True)
 
     def batch_end(self, running_loss: float) -> None:
         if self.bar is not None:
             self.bar.set_postfix_str(f"loss: {running_loss:.4f}", refresh=False)
             self.bar.update(1)
 
-    def epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
+    def epoch_end(self, epoch: int, logs: Mapping[str, float], seconds: float,
+                  compiling: float) -> None:
+        summary = f"{_format_logs(logs)} - {_format_time(seconds, compiling)}"
         if self.bar is not None:
+            self.bar.set_postfix_str(summary, refresh=False)
             self.bar.close()
             self.bar = None
-        if self.mode != "silent":
-            print(f"{self.label(epoch)} - {_format_logs(logs)}", file=sys.stdout, flush=True)
+        elif self.mode != "silent":
+            print(f"{self.label(epoch)} - {summary}", file=sys.stdout, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -431,8 +450,9 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
     over the epoch's predicted labels: the argmax of the output, or, for one output per sample,
     whether it exceeds 0.5 (a probability). ``val_loader`` adds ``val_loss`` and
     ``val_<metric>``, evaluated in eval mode without gradients. ``scheduler.step()`` runs after
-    every epoch. ``verbose``: True shows a tqdm bar per epoch on a terminal and a line per epoch
-    otherwise, 2 always prints lines, False prints nothing. ``dashboard=True`` (or a dict of
+    every epoch. ``verbose``: True shows a tqdm bar per epoch on a terminal (kept as the epoch's
+    summary) and a line per epoch otherwise, 2 always prints lines, False prints nothing. The
+    time shown for an epoch leaves out kernel compilation (reported beside it). ``dashboard=True`` (or a dict of
     :class:`fusion.viz.dashboard.DashboardCallback` arguments) shows the run live in a browser.
 
     >>> history = fit(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters()),
@@ -467,6 +487,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
             except TypeError:
                 batches = None
             progress.epoch_begin(epoch, batches)
+            started, compiled = time.perf_counter(), _compile_seconds(backend)
             tally = _Tally(metric_functions)
             for index, batch in enumerate(train_loader):
                 inputs, target = _moved(*_split_batch(batch), backend)
@@ -494,8 +515,10 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
                     logs["lr"] = lr
                 scheduler.step()
             history.append(logs, epoch + 1)
+            compiling = _compile_seconds(backend) - compiled
+            seconds = time.perf_counter() - started - compiling
             _call(callbacks, "on_epoch_end", epoch, logs)
-            progress.epoch_end(epoch, logs)
+            progress.epoch_end(epoch, logs, seconds, compiling)
             if any(getattr(cb, "stop_training", False) for cb in callbacks):
                 break
     finally:

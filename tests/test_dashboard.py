@@ -23,13 +23,20 @@ from fusion import nn, optim  # noqa: E402
 from fusion.data import DataLoader, TensorDataset  # noqa: E402
 from fusion.train import fit  # noqa: E402
 from fusion.viz.dashboard import (  # noqa: E402
+    BATCH_FIGURE,
     BATCHES,
     DESCRIBE,
+    EPOCH_TABLE,
     EPOCHS,
     HISTOGRAM,
+    LOSS_FIGURE,
+    METRIC_FIGURE,
+    RUN_PREFIX,
+    SCALE_TOGGLE,
     STATUS,
     Dashboard,
     DashboardCallback,
+    DashboardError,
 )
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))
@@ -110,7 +117,7 @@ def test_serves_on_localhost_and_reports_a_taken_port():
         page = urllib.request.urlopen(board.url, timeout=10).read().decode()
         assert "bokeh" in page.lower()
         taken = Dashboard(port=board.port)
-        with pytest.raises(RuntimeError, match="cannot serve"):
+        with pytest.raises(DashboardError, match=f"cannot serve.*port {board.port} is in use"):
             taken.start()
         assert not taken.running
     assert not board.running
@@ -118,6 +125,79 @@ def test_serves_on_localhost_and_reports_a_taken_port():
         # SO_REUSEADDR: closed connections in TIME_WAIT may remain; a listener may not.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", board.port))
+
+
+def test_page_hides_empty_panels_smooths_and_compares_runs():
+    from bokeh.models import ColumnDataSource
+
+    from fusion.viz.dashboard import SMOOTHING, _Page
+
+    board = Dashboard()
+    page = _Page("t", board.snapshot(), live=False)
+    hidden = [page.batch_figures[0], page.batch_figures[1], page.scale, page.loss_figure,
+              page.metric_figure, page.epoch_table]
+    assert [model.visible for model in hidden] == [False] * 6  # nothing to show yet
+
+    losses = [2.0, 1.0, 1.5, 0.5, 0.25]
+    for loss in losses:
+        board.record_batch(loss, 1)
+    board.record_epoch(1, {"loss": 1.05, "accuracy": 0.5})
+    board.add_run("adam", {"loss": [0.9, 0.5], "val_loss": [1.0, 0.6]})
+    page = _Page("t", board.snapshot(), live=False)
+    assert page.batch_figures[0].visible and not page.batch_figures[1].visible
+    assert page.scale.visible and page.loss_figure.visible and page.metric_figure.visible
+    # the smoothed loss: an exponential moving average divided by the weight it has gathered
+    average, expected = 0.0, []
+    for step, loss in enumerate(losses, start=1):
+        average = SMOOTHING * average + (1 - SMOOTHING) * loss
+        expected.append(average / (1 - SMOOTHING ** step))
+    np.testing.assert_allclose(page.batches.data["smooth"], expected)
+    assert page.batches.data["smooth"][0] == 2.0  # starts at the first loss, not near 0
+    run = next(m for m in page.layout.select({"type": ColumnDataSource})
+               if m.name == f"{RUN_PREFIX}adam")
+    assert run.data["epoch"] == [1.0, 2.0] and run.data["val_loss"] == [1.0, 0.6]
+    names = {r.name for r in page.loss_figure.renderers}
+    assert {"adam: loss", "adam: val_loss", "loss"} <= names
+
+
+def test_epoch_table_is_capped_and_scrolls():
+    board = Dashboard()
+    for epoch in range(1, 601):
+        board.record_epoch(epoch, {"loss": 1.0 / epoch})
+    from fusion.viz.dashboard import _epoch_html
+
+    text = _epoch_html(board.snapshot()["epochs"])
+    assert "overflow-y:auto" in text and "max-height" in text
+    assert text.count("<tr>") == 1 + 500 and "the last 500 of 600" in text
+    assert text.index(">600<") < text.index(">101<")  # newest first
+
+
+def test_dashboard_features_shown_first_separate_the_classes():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    x = np.column_stack([np.arange(200.0), np.zeros(200), rng.normal(size=200),
+                         rng.normal(size=200) + 3 * y, rng.normal(size=200) + y])
+    board = Dashboard()
+    board.set_data(x, y)
+    assert board.snapshot()["data"].shown == [3, 4]  # not the id (0) nor the constant (1)
+
+
+def test_cli_compares_several_histories(tmp_path, capsys):
+    from fusion.cli import main
+    from fusion.train import History
+
+    paths = []
+    for name, losses in (("adam", [0.9, 0.4]), ("sgd", [1.2, 0.8])):
+        history = History()
+        for loss in losses:
+            history.append({"loss": loss, "val_loss": loss + 0.1})
+        paths.append(tmp_path / f"{name}.json")
+        history.to_json(paths[-1])
+    report = tmp_path / "compare.html"
+    assert main(["dashboard", "--history", *map(str, paths), "--report", str(report),
+                 "--no-serve"]) == 0
+    text = report.read_text()
+    assert f"{RUN_PREFIX}sgd" in text and "sgd: loss" in text and "0.9" in text
 
 
 # --- in a real browser --------------------------------------------------------------------
@@ -173,18 +253,43 @@ def column(driver, source: str, name: str):
     return driver.execute_script(READ_COLUMN, source, name)
 
 
-def test_page_shows_the_run_live(browser, tmp_path):
+READ_VISIBLE = """
+const model = Bokeh.documents[0].get_model_by_name(arguments[0]);
+return model === null ? null : model.visible;
+"""
+
+
+def colour_pixels(png: bytes, colour: str, tolerance: int = 40) -> int:
+    """How many pixels of a screenshot are close to ``colour`` (#rrggbb)."""
+    import io
+
+    from PIL import Image
+
+    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    target = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(image - target).sum(axis=2) < tolerance).sum())
+
+
+def test_page_shows_the_run_live(browser, tmp_path, capsys):
+    import threading
+
     x, y = two_blobs()
     callback = DashboardCallback(port=0, data=(x, y), feature_names=["w", "x", "y", "z"],
                                  class_names=["left", "right"], report=tmp_path / "run.html",
-                                 start=True)
+                                 start=True, wait=True)
+    assert f"dashboard: {callback.url}" in capsys.readouterr().out  # it prints its address
+    blank = browser.get_screenshot_as_png()  # an empty page: what "no curves" looks like
+    result = {}
+    # fit waits for a browser to open the page before its first batch
+    trainer = threading.Thread(target=lambda: result.setdefault("history", train(callback)))
+    trainer.start()
     try:
         browser.get(callback.url)
-        wait_for(browser, lambda d: column(d, EPOCHS, "epoch") == [], "the page's document")
-        assert "waiting" in browser.execute_script(READ_TEXT, STATUS)
-        assert column(browser, BATCHES, "loss") == []
-
-        history = train(callback, epochs=3)
+        wait_for(browser, lambda d: d.execute_script(READ_TEXT, STATUS) is not None,
+                 "the page's document")
+        trainer.join(120)
+        assert not trainer.is_alive()
+        history = result["history"]
 
         wait_for(browser, lambda d: len(column(d, EPOCHS, "epoch") or []) == 3,
                  "three epochs on the page")
@@ -208,9 +313,25 @@ def test_page_shows_the_run_live(browser, tmp_path):
         wait_for(browser, lambda d: (column(d, HISTOGRAM, "top") or [])[:20]
                  == expected_left.astype(float).tolist(), "the histogram of feature 2")
 
+        # What a user sees: the curves drawn, in the colours of the page's lines. The
+        # smoothed batch loss and the epoch loss are drawn in the first colour, accuracy in the
+        # second; a page without them has (next to) none of these pixels.
+        browser.execute_script("window.scrollTo(0, 0)")
+        for name in (f"{BATCH_FIGURE}", LOSS_FIGURE, METRIC_FIGURE, EPOCH_TABLE):
+            assert browser.execute_script(READ_VISIBLE, name) is True, name
+        assert browser.execute_script(READ_VISIBLE, f"{BATCH_FIGURE}_log") is False
         screenshot = tmp_path / "dashboard.png"
         assert browser.save_screenshot(str(screenshot))
-        assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        png = screenshot.read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert colour_pixels(blank, "#1f77b4") < 50
+        assert colour_pixels(png, "#1f77b4") > 400  # loss curves
+        assert colour_pixels(png, "#ff7f0e") > 150  # accuracy curves
+        # The log-scale toggle swaps the batch-loss panels.
+        browser.execute_script(f"""
+            Bokeh.documents[0].get_model_by_name('{SCALE_TOGGLE}').active = 1;""")
+        assert browser.execute_script(READ_VISIBLE, f"{BATCH_FIGURE}_log") is True
+        assert browser.execute_script(READ_VISIBLE, BATCH_FIGURE) is False
         artefacts = os.environ.get("FUSION_ARTIFACTS")
         if artefacts:
             os.makedirs(artefacts, exist_ok=True)

@@ -14,6 +14,7 @@ import json
 import math
 import re
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -326,7 +327,7 @@ def test_one_line_per_epoch_when_stdout_is_not_a_terminal(capsys):
     lines = capsys.readouterr().out.splitlines()
     number = r"\d+\.\d{4}"
     pattern = (rf"epoch 0(\d)/3 - loss: ({number}) - accuracy: {number} - "
-               rf"val_loss: {number} - val_accuracy: {number}")
+               rf"val_loss: {number} - val_accuracy: {number} - \d+\.\d\ds")
     assert len(lines) == 3
     for i, line in enumerate(lines):
         match = re.fullmatch(pattern, line)
@@ -360,10 +361,38 @@ def test_a_progress_bar_on_a_terminal(monkeypatch):
     text = screen.getvalue()
     assert "0/3" in text and "batch/s" in text  # the bar counts the 3 batches
     assert "\r" in text  # redrawn in place, not printed line by line
-    # each epoch ends with its summary line, after the bar is cleared
-    summaries = [line.rsplit("\r", 1)[-1] for line in text.split("\n") if "val" not in line
-                 and "accuracy: " in line]
-    assert [s.split(" - ")[0] for s in summaries] == ["epoch 01/2", "epoch 02/2"]
+    # each epoch's bar stays, complete, with the epoch's figures and time after it
+    summaries = [line.rsplit("\r", 1)[-1] for line in text.split("\n") if line.strip()]
+    assert len(summaries) == 2
+    for epoch, summary in enumerate(summaries, start=1):
+        assert summary.startswith(f"epoch {epoch:02d}/2") and "3/3" in summary, summary
+        assert re.search(r"loss: \d\.\d{4} - accuracy: \d\.\d{4} - \d+\.\d\ds", summary)
+
+
+def test_epoch_time_leaves_out_compilation(capsys, monkeypatch):
+    import fusion.train as train_module
+
+    # A clock where each batch takes 0.1 s, and a backend that spends 2 s of the first batch
+    # compiling: both epochs took 0.3 s of work.
+    clock = {"now": 100.0, "compiled": 0.0}
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(
+        perf_counter=lambda: clock["now"]))
+    monkeypatch.setattr(train_module, "_compile_seconds", lambda backend: clock["compiled"])
+
+    def loss_fn(out, target):
+        if clock["compiled"] == 0.0:
+            clock["compiled"] = 2.0
+            clock["now"] += 2.0
+        clock["now"] += 0.1
+        return cross_entropy(out, target)
+
+    X, y = blobs(n_per_class=4)
+    model = Affine(np.zeros((2, 3)), np.zeros(3))
+    fit(model, loss_fn, GD(model.parameters(), 0.1),
+        DataLoader(TensorDataset(X, y), batch_size=4), epochs=2)
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.endswith(" - 0.30s (+2.0s compiling kernels)"), first
+    assert second.endswith(" - 0.30s"), second
 
 
 # --- scheduler, evaluate, predict ---------------------------------------------------------------

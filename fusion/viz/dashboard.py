@@ -6,11 +6,18 @@ otherwise) and serves one page. Training writes into it (:meth:`Dashboard.record
 curves grow while the model trains. The page shows:
 
 - the status of the run (waiting, training, finished), the epoch, the batches seen, the time;
-- the loss of every batch, the loss per epoch (training and validation), and every metric per
-  epoch (validation dashed);
-- a table of the figures of each epoch;
+- the loss of every batch (faint) with its smoothed curve (an exponential moving average,
+  corrected for its start as TensorBoard's), on a linear or log scale (a toggle), the loss per
+  epoch (training and validation), and every metric per epoch (validation dashed);
+- other runs to compare (:meth:`Dashboard.add_run`, ``fusion dashboard --history a.json
+  b.json``), each in its own colour on the epoch panels;
+- a table of the figures of each epoch, newest first, scrolling past a few rows;
 - with a data set: its :func:`fusion.data.describe` table, a histogram per class of a chosen
-  feature and a scatter plot of two chosen features coloured by class.
+  feature and a scatter plot of two chosen features coloured by class (at first the features
+  that separate the classes best, ids and constant columns left out).
+
+A panel with nothing to show yet is hidden. :meth:`Dashboard.wait_for_browser` blocks until a
+page is open, so that a run can wait for its audience (``DashboardCallback(wait=True)``).
 
 After training, :meth:`Dashboard.save_report` writes the same page, with the final data, as one
 static HTML file that needs neither a server nor a network (BokehJS is inlined).
@@ -25,6 +32,7 @@ Bokeh is imported only when a dashboard starts or a report is written.
 
 from __future__ import annotations
 
+import errno
 import html
 import math
 import os
@@ -38,6 +46,7 @@ import numpy as np
 
 from ..data.csvfile import read_csv_columns
 from ..data.describe import Description, describe
+from .features import informative_features
 
 # The names of the page's models, which tests and scripts can look up in the Bokeh document.
 BATCHES = "batches"  # ColumnDataSource: step, epoch, loss
@@ -47,18 +56,30 @@ EPOCH_TABLE = "epoch_table"  # Div: the figures of each epoch
 DESCRIBE = "describe"  # Div: the data set's describe table
 HISTOGRAM = "histogram"  # ColumnDataSource: the bars of the class histograms
 SCATTER = "scatter"  # ColumnDataSource: x, y, colour, label of the scatter plot
+BATCH_FIGURE = "batch_figure"  # the batch loss, linear scale (BATCH_FIGURE + "_log": log)
+SCALE_TOGGLE = "loss_scale"  # RadioButtonGroup: linear or log batch loss
+LOSS_FIGURE = "loss_figure"  # loss per epoch
+METRIC_FIGURE = "metric_figure"  # metrics per epoch
+RUN_PREFIX = "run:"  # ColumnDataSource per compared run: "run:<name>"
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
             "#7f7f7f", "#bcbd22", "#17becf")
 _MAX_SCATTER_POINTS = 5000  # a browser draws this many without lag
 _MAX_DESCRIBE_COLUMNS = 40
+_MAX_TABLE_ROWS = 500  # the newest epochs in the table; it scrolls past a few
+SMOOTHING = 0.9  # weight of the past in the smoothed batch loss
+
+
+class DashboardError(OSError):
+    """The dashboard cannot serve (a port in use, an address not on this machine)."""
 
 
 def _bokeh():
     try:
         import bokeh  # noqa: F401
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("the dashboard needs Bokeh: pip install 'fusion[dashboard]'") from error
+    except ImportError:
+        raise ImportError("the dashboard needs Bokeh, which is not installed: "
+                          "pip install 'fusion[dashboard]'") from None
 
 
 def _number(value: float) -> str:
@@ -88,6 +109,10 @@ class _DataSet:
         count = len(features)
         self.sample = (np.sort(rng.choice(count, _MAX_SCATTER_POINTS, replace=False))
                        if count > _MAX_SCATTER_POINTS else np.arange(count))
+        # The features shown first: those that separate the classes best (raw values).
+        chosen = informative_features(features, labels, 2, names) if features.shape[1] else []
+        self.shown = (chosen + [j for j in range(features.shape[1]) if j not in chosen])[:2]
+        self.shown += self.shown[:1] * (2 - len(self.shown)) if self.shown else [0, 0]
 
     def histogram(self, feature: int, bins: int = 20) -> dict[str, list]:
         """Bars of the class histograms of one feature: left, right, top, colour, class."""
@@ -145,7 +170,10 @@ class Dashboard:
         self.update_ms = int(update_ms)
         self.allow_origins = list(allow_origins) if allow_origins else None
         self._lock = threading.Lock()
-        self._batches: dict[str, list] = {"step": [], "epoch": [], "loss": []}
+        self._batches: dict[str, list] = {"step": [], "epoch": [], "loss": [], "smooth": []}
+        self._average = 0.0  # the moving average of the batch loss, before its correction
+        self._runs: dict[str, dict[str, list]] = {}
+        self._connected = threading.Event()
         self._epochs: list[dict[str, float]] = []
         self._state = "waiting"
         self._started_at: float | None = None
@@ -196,9 +224,15 @@ class Dashboard:
         with self._lock:
             if self._state == "waiting":
                 self._state, self._started_at = "training", time.monotonic()
-            self._batches["step"].append(len(self._batches["step"]) + 1)
+            step = len(self._batches["step"]) + 1
+            self._batches["step"].append(step)
             self._batches["epoch"].append(math.nan if epoch is None else float(epoch))
             self._batches["loss"].append(float(loss))
+            if math.isfinite(loss):
+                self._average = SMOOTHING * self._average + (1 - SMOOTHING) * float(loss)
+            # divided by the weight the average has gathered, so the first steps are not pulled
+            # towards 0 (the bias correction of Adam's moments and TensorBoard's smoothing)
+            self._batches["smooth"].append(self._average / (1 - SMOOTHING ** step))
 
     def record_epoch(self, epoch: int, logs: Mapping[str, float]) -> None:
         """The figures of one finished epoch (numbered from 1): loss, metrics, val_*."""
@@ -209,6 +243,22 @@ class Dashboard:
             if self._state == "waiting":
                 self._state, self._started_at = "training", time.monotonic()
             self._epochs.append(row)
+
+    def add_run(self, name: str, history: Any) -> None:
+        """Another run to compare with this one: a :class:`fusion.train.History`, or a mapping
+        of per-epoch lists (``{"loss": [...], "val_loss": [...], ...}``)."""
+        from .plots import _history_dict
+
+        columns = _history_dict(history)
+        length = max((len(v) for k, v in columns.items() if k != "epoch"), default=0)
+        if len(columns.get("epoch", [])) != length:
+            columns["epoch"] = [float(i) for i in range(1, length + 1)]
+        with self._lock:
+            self._runs[str(name)] = columns
+
+    def wait_for_browser(self, timeout: float | None = None) -> bool:
+        """Block until a browser has opened the page (True), or ``timeout`` seconds (False)."""
+        return self._connected.wait(timeout)
 
     def training_finished(self) -> None:
         with self._lock:
@@ -228,7 +278,8 @@ class Dashboard:
         end = self._finished_at or time.monotonic()
         seconds = 0.0 if self._started_at is None else end - self._started_at
         return {"batches": {k: list(v) for k, v in self._batches.items()}, "epochs": epochs,
-                "state": self._state, "seconds": seconds, "data": self._data}
+                "state": self._state, "seconds": seconds, "data": self._data,
+                "runs": {name: dict(run) for name, run in self._runs.items()}}
 
     # --- the server ------------------------------------------------------------------------
     @property
@@ -255,8 +306,14 @@ class Dashboard:
         if self._error is not None:
             self._thread.join(timeout)
             self._thread = None
-            raise RuntimeError(f"the dashboard cannot serve on {self.host}:{self.port}: "
-                               f"{self._error}") from self._error
+            error = self._error
+            if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+                raise DashboardError(
+                    f"the dashboard cannot serve on {self.host}:{self.port}: port {self.port} "
+                    "is in use (another dashboard?); pick another port (--port N, or 0 for "
+                    "any free port)") from None
+            raise DashboardError(f"the dashboard cannot serve on {self.host}:{self.port}: "
+                                 f"{error}") from None
         if open_browser:
             webbrowser.open(self.url)
         return self.url
@@ -309,6 +366,7 @@ class Dashboard:
     # --- the page --------------------------------------------------------------------------
     def _build_document(self, doc) -> None:
         page = _Page(self.title, self.snapshot(), live=True)
+        self._connected.set()
         doc.title = self.title
         doc.add_root(page.layout)
 
@@ -338,7 +396,7 @@ class _Page:
 
     def __init__(self, title: str, snap: dict[str, Any], live: bool):
         from bokeh.layouts import column, row
-        from bokeh.models import ColumnDataSource, Div, HoverTool
+        from bokeh.models import ColumnDataSource, CustomJS, Div, HoverTool, RadioButtonGroup
         from bokeh.plotting import figure
 
         self.live = live
@@ -348,19 +406,38 @@ class _Page:
 
         heading = Div(text=f"<h2 style='margin:0'>{html.escape(title)}</h2>")
         self.status = Div(name=STATUS, text="")
-        self.batches = ColumnDataSource({"step": [], "epoch": [], "loss": []}, name=BATCHES)
+        self.batches = ColumnDataSource({"step": [], "epoch": [], "loss": [], "smooth": []},
+                                        name=BATCHES)
         self.epochs = ColumnDataSource({"epoch": [], "loss": []}, name=EPOCHS)
         common = {"height": 300, "sizing_mode": "stretch_width", "tools": "pan,wheel_zoom,"
                   "box_zoom,reset,save"}
-        self.batch_figure = figure(title="loss per batch", x_axis_label="step",
-                                   y_axis_label="loss", **common)
-        self.batch_figure.line("step", "loss", source=self.batches, color="#9ecae1",
-                               legend_label="batch loss")
-        self.batch_figure.add_tools(HoverTool(tooltips=[("step", "@step"), ("loss", "@loss")]))
+        # The batch loss twice, on a linear and a log scale; the toggle shows one of them.
+        self.batch_figures = []
+        for scale in ("linear", "log"):
+            fig = figure(title="loss per batch", x_axis_label="step", y_axis_label="loss",
+                         y_axis_type=scale, visible=False,
+                         name=BATCH_FIGURE if scale == "linear" else f"{BATCH_FIGURE}_log",
+                         **common)
+            fig.line("step", "loss", source=self.batches, color="#9ecae1", alpha=0.6,
+                     legend_label="batch loss")
+            fig.line("step", "smooth", source=self.batches, color=_PALETTE[0], line_width=2,
+                     legend_label="smoothed")
+            fig.add_tools(HoverTool(tooltips=[("step", "@step"), ("loss", "@loss"),
+                                              ("smoothed", "@smooth")]))
+            fig.legend.location = "top_right"
+            self.batch_figures.append(fig)
+        self.scale = RadioButtonGroup(labels=["linear", "log"], active=0, name=SCALE_TOGGLE,
+                                      visible=False, width=160)
+        linear, log = self.batch_figures
+        self.scale.js_on_change("active", CustomJS(args={"linear": linear, "log": log}, code="""
+            linear.visible = this.active === 0;
+            log.visible = this.active === 1;
+        """))
         self.loss_figure = figure(title="loss per epoch", x_axis_label="epoch",
-                                  y_axis_label="loss", **common)
+                                  y_axis_label="loss", name=LOSS_FIGURE, visible=False, **common)
         self.metric_figure = figure(title="metrics per epoch", x_axis_label="epoch",
-                                    y_axis_label="value", **common)
+                                    y_axis_label="value", name=METRIC_FIGURE, visible=False,
+                                    **common)
         for fig in (self.loss_figure, self.metric_figure):
             fig.add_tools(HoverTool(tooltips=[("epoch", "@epoch"), ("", "$name: $y")]))
         # Every run logs a loss, so its line exists from the start; the metric figure gets an
@@ -368,10 +445,12 @@ class _Page:
         self._add_line("loss", _PALETTE[0])
         self.epoch_keys.append("loss")
         self.metric_figure.line([], [], alpha=0)
-        self.epoch_table = Div(name=EPOCH_TABLE, text="")
+        self._add_runs(snap.get("runs", {}))
+        self.epoch_table = Div(name=EPOCH_TABLE, text="", visible=False,
+                               sizing_mode="stretch_width")
         parts = [row(heading, self.status, sizing_mode="stretch_width"),
-                 row(self.batch_figure, self.loss_figure, self.metric_figure,
-                     sizing_mode="stretch_width"),
+                 row(column(self.scale, linear, log, sizing_mode="stretch_width"),
+                     self.loss_figure, self.metric_figure, sizing_mode="stretch_width"),
                  self.epoch_table]
 
         data: _DataSet | None = snap["data"]
@@ -395,23 +474,23 @@ class _Page:
         describe_div = Div(name=DESCRIBE, text=summary + table, sizing_mode="stretch_width")
 
         options = [(str(i), name) for i, name in enumerate(data.names)]
-        histogram = ColumnDataSource(data.histogram(0), name=HISTOGRAM)
-        hist_figure = figure(title=f"{data.names[0]} per class", height=320, width=480,
+        fx, fy = data.shown
+        histogram = ColumnDataSource(data.histogram(fx), name=HISTOGRAM)
+        hist_figure = figure(title=f"{data.names[fx]} per class", height=320, width=480,
                              tools="pan,wheel_zoom,reset,save")
         hist_figure.quad(left="left", right="right", top="top", bottom=0, color="color",
                          alpha=0.5, legend_field="label", source=histogram)
-        fy = 1 if count > 1 else 0
-        scatter = ColumnDataSource(data.scatter(0, fy), name=SCATTER)
+        scatter = ColumnDataSource(data.scatter(fx, fy), name=SCATTER)
         scatter_figure = figure(title="two features", height=320, width=480,
-                                x_axis_label=data.names[0], y_axis_label=data.names[fy],
+                                x_axis_label=data.names[fx], y_axis_label=data.names[fy],
                                 tools="pan,wheel_zoom,box_zoom,reset,save")
         scatter_figure.scatter("x", "y", color="color", legend_field="label", alpha=0.6,
                                size=5, source=scatter)
         if not self.live:  # a static report has no Python to answer the menus
             return [describe_div, row(hist_figure, scatter_figure)]
 
-        pick = Select(title="histogram of", value="0", options=options, width=200)
-        pick_x = Select(title="scatter x", value="0", options=options, width=200)
+        pick = Select(title="histogram of", value=str(fx), options=options, width=200)
+        pick_x = Select(title="scatter x", value=str(fx), options=options, width=200)
         pick_y = Select(title="scatter y", value=str(fy), options=options, width=200)
 
         def redraw_histogram(attr, old, new) -> None:
@@ -441,12 +520,35 @@ class _Page:
         figure.scatter("epoch", key, source=self.epochs, color=colour, size=5)
         figure.legend.location = "top_right" if figure is self.loss_figure else "bottom_right"
 
+    def _add_runs(self, runs: Mapping[str, Mapping[str, list]]) -> None:
+        """Each compared run in a colour of its own (after the live run's first colours)."""
+        from bokeh.models import ColumnDataSource
+
+        for i, (name, columns) in enumerate(runs.items()):
+            colour = _PALETTE[(len(_PALETTE) - 1 - i) % len(_PALETTE)]
+            source = ColumnDataSource({k: list(v) for k, v in columns.items()},
+                                      name=f"{RUN_PREFIX}{name}")
+            for key in columns:
+                if key in ("epoch", "lr"):
+                    continue
+                base = key[4:] if key.startswith("val_") else key
+                figure = self.loss_figure if base == "loss" else self.metric_figure
+                dashed = key.startswith("val_")
+                figure.line("epoch", key, source=source, color=colour, line_width=1.5,
+                            alpha=0.8, line_dash="dashed" if dashed else "solid",
+                            legend_label=f"{name}: {base}" + (" (validation)" if dashed else ""),
+                            name=f"{name}: {key}")
+                figure.visible = True
+
     def update(self, snap: dict[str, Any]) -> None:
         batches = snap["batches"]
         new = len(batches["step"]) - self.batch_count
         if new > 0:  # only the new points travel to the browser
             self.batches.stream({k: v[self.batch_count:] for k, v in batches.items()})
             self.batch_count += new
+        if self.batch_count and not self.scale.visible:
+            self.scale.visible = True
+            self.batch_figures[self.scale.active].visible = True
         epochs = snap["epochs"]
         if len(epochs["epoch"]) != len(self.epochs.data["epoch"]) or (
                 list(epochs) != list(self.epochs.data)):
@@ -459,6 +561,11 @@ class _Page:
                 if base not in self.epoch_keys:
                     self.epoch_keys.append(base)
                 self._add_line(key, _PALETTE[self.epoch_keys.index(base) % len(_PALETTE)])
+                if base != "loss":
+                    self.metric_figure.visible = True
+            if epochs["epoch"]:
+                self.loss_figure.visible = True
+                self.epoch_table.visible = True
             self.epoch_table.text = _epoch_html(epochs)
         self.status.text = _status_html(snap)
 
@@ -477,15 +584,21 @@ def _epoch_html(epochs: dict[str, list]) -> str:
     if not epochs["epoch"]:
         return ""
     keys = list(epochs)
-    head = "".join(f"<th style='padding:2px 8px'>{html.escape(k)}</th>" for k in keys)
+    head = "".join(f"<th style='padding:2px 8px;position:sticky;top:0;background:white'>"
+                   f"{html.escape(k)}</th>" for k in keys)
     rows = []
-    for i in range(len(epochs["epoch"])):
+    count = len(epochs["epoch"])
+    for i in range(max(0, count - _MAX_TABLE_ROWS), count):
         cells = "".join(
             f"<td style='padding:2px 8px;text-align:right'>"
             f"{int(epochs[k][i]) if k == 'epoch' else _number(epochs[k][i])}</td>" for k in keys)
         rows.append(f"<tr>{cells}</tr>")
-    return ("<h3>Epochs</h3><table style='border-collapse:collapse;font-family:monospace'>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(reversed(rows))}</tbody></table>")
+    note = f" (the last {_MAX_TABLE_ROWS} of {count})" if count > _MAX_TABLE_ROWS else ""
+    # newest first, in a box that scrolls past about eight rows
+    return (f"<h3>Epochs{note}</h3><div style='max-height:220px;overflow-y:auto'>"
+            "<table style='border-collapse:collapse;font-family:monospace'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(reversed(rows))}</tbody></table>"
+            "</div>")
 
 
 def _describe_html(description: Description) -> str:
@@ -508,6 +621,8 @@ class DashboardCallback:
     ends the static ``report`` is written (if a path is given). The server goes on serving the
     finished run until :meth:`stop` (or the end of the process: its thread is a daemon), unless
     ``keep_serving=False``. ``serve=False`` records the run for the report and serves nothing.
+    When it starts the server it prints the page's address; with ``wait=True`` training waits
+    until a browser has opened the page (or ``wait`` seconds, given a number).
 
     >>> board = DashboardCallback(port=0, data=(X, y), report="run.html")  # doctest: +SKIP
     >>> fit(model, loss_fn, optimizer, loader, epochs=5, callbacks=[board])  # doctest: +SKIP
@@ -520,8 +635,10 @@ class DashboardCallback:
                  data: Any = None, feature_names: Sequence[str] | None = None,
                  class_names: Sequence[str] | Mapping | None = None,
                  report: str | os.PathLike | None = None, keep_serving: bool = True,
-                 open_browser: bool = False, start: bool = False, serve: bool = True):
+                 open_browser: bool = False, start: bool = False, serve: bool = True,
+                 wait: bool | float = False):
         self.dashboard = dashboard or Dashboard(host=host, port=port, title=title)
+        self.wait = wait
         if data is not None:
             features, labels = data if isinstance(data, tuple) else (data, None)
             self.dashboard.set_data(features, labels, feature_names=feature_names,
@@ -533,7 +650,11 @@ class DashboardCallback:
         self.model = self.optimizer = self.history = None
         self.stop_training = False
         if start:
-            self.dashboard.start(open_browser=open_browser)
+            self._start()
+
+    def _start(self) -> None:
+        url = self.dashboard.start(open_browser=self.open_browser)
+        print(f"dashboard: {url}", flush=True)
 
     @property
     def url(self) -> str:
@@ -544,7 +665,11 @@ class DashboardCallback:
 
     def on_train_begin(self, logs: dict) -> None:
         if self.serve and not self.dashboard.running:
-            self.dashboard.start(open_browser=self.open_browser)
+            self._start()
+        if self.serve and self.wait is not False:
+            print(f"dashboard: training starts when {self.url} is open in a browser",
+                  flush=True)
+            self.dashboard.wait_for_browser(None if self.wait is True else float(self.wait))
         self.dashboard.training_started()
 
     def on_batch_end(self, batch: int, logs: dict) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from fusion.core.backend import Backend
 from fusion.core.dtypes import DType
 
-from . import config, threads
+from . import compiling, config, threads
 from .pool import BufferPool
 
 # Where the numba kernels fall back to numpy (the contraction, tiny reductions' merges), the
@@ -137,6 +137,7 @@ class NumbaBackend(Backend):
         import numba
 
         self.version = numba.__version__
+        compiling.install()
         self._k = config.load_kernels()
         self._serial = {name: getattr(self._k, name) for name in _ELEMENTWISE}
         self._par = {name: getattr(self._k, f"{name}_par") for name in _ELEMENTWISE}
@@ -145,6 +146,11 @@ class NumbaBackend(Backend):
         self.blas_threads = threads.blas_setting()
         self.pool = BufferPool.from_environment()
         threads.apply_policy()
+
+    @property
+    def compile_seconds(self) -> float:
+        """Seconds spent compiling kernels in this process (fit leaves them out of epochs)."""
+        return compiling.compile_seconds()
 
     # --- choosing a kernel ---------------------------------------------------------------
     def _parallel(self, work: int) -> bool:
