@@ -452,8 +452,9 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
     ``val_<metric>``, evaluated in eval mode without gradients. ``scheduler.step()`` runs after
     every epoch. ``verbose``: True shows a tqdm bar per epoch on a terminal (kept as the epoch's
     summary) and a line per epoch otherwise, 2 always prints lines, False prints nothing. The
-    time shown for an epoch leaves out kernel compilation (reported beside it). ``dashboard=True`` (or a dict of
-    :class:`fusion.viz.dashboard.DashboardCallback` arguments) shows the run live in a browser.
+    time shown for an epoch leaves out kernel compilation (reported beside it).
+    ``dashboard=True`` (or a dict of :class:`fusion.viz.dashboard.DashboardCallback`
+    arguments) shows the run live in a browser.
 
     >>> history = fit(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters()),
     ...               train_loader, val_loader, epochs=20)  # doctest: +SKIP
