@@ -10,10 +10,12 @@ from __future__ import annotations
 import inspect
 import io
 import itertools
+import os
+import subprocess
 import sys
 import textwrap
 import warnings
-from importlib.metadata import EntryPoint
+from importlib.metadata import EntryPoint, distributions
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,8 @@ from fusion.core.backend import (
 )
 from fusion.core.markers import PROJECT
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "backends.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "backends.md"
 
 GOOD = """
     from fusion import hookimpl
@@ -110,6 +113,38 @@ def make_plugin(tmp_path, monkeypatch):
         sys.modules.pop(module, None)
 
 
+def write_package(folder: Path, dist: str, version: str, source: str, plugin: str) -> str:
+    """A module and the ``dist-info`` folder of an installed distribution ``dist`` declaring it
+    as plugin ``plugin`` of group ``fusion.backends``, in ``folder``; returns the module name."""
+    module = f"fusion_test_plugin_{next(_counter)}"
+    (folder / f"{module}.py").write_text(textwrap.dedent(source))
+    info = folder / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{plugin} = {module}\n")
+    return module
+
+
+@pytest.fixture
+def make_package(tmp_path, monkeypatch):
+    """``make_package(dist, version, source, plugin)``: the entry point of a distribution
+    installed on a temporary ``sys.path`` entry, as ``importlib.metadata`` finds it (so that
+    the package that declares it is known)."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    modules = []
+
+    def make(dist: str, version: str, source: str, plugin: str) -> EntryPoint:
+        modules.append(write_package(tmp_path, dist, version, source, plugin))
+        found = [ep for d in distributions(path=[str(tmp_path)]) if d.metadata["Name"] == dist
+                 for ep in d.entry_points if ep.group == ENTRY_POINT_GROUP]
+        assert len(found) == 1
+        return found[0]
+
+    yield make
+    for module in modules:
+        sys.modules.pop(module, None)
+
+
 def load_quietly(registry: Registry, eps: list[EntryPoint]) -> list[str]:
     """Load ``eps`` into ``registry``; returns the warning messages it gave."""
     with warnings.catch_warnings(record=True) as caught:
@@ -137,6 +172,35 @@ def test_plugin_that_raises_at_import(make_plugin):
     assert [f.plugin for f in registry.failures] == ["fusion-broken"]
     assert "ImportError" in registry.failures[0].error
     assert_still_works(registry)
+
+
+def test_a_broken_plugin_costs_nothing_when_warnings_are_errors(make_plugin):
+    registry = Registry()
+    eps = [make_plugin(RAISES_AT_IMPORT, "fusion-broken"), make_plugin(GOOD)]
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("error")
+        registry.load(eps)  # raises nothing: the warning is shown, not raised
+        assert_still_works(registry)
+    assert [str(w.message) for w in shown if "fusion-broken" in str(w.message)]
+    assert [f.plugin for f in registry.failures] == ["fusion-broken"]
+
+
+def test_a_broken_plugin_costs_nothing_under_python_w_error(tmp_path):
+    # a real entry point of an installed distribution, in a fresh interpreter that turns every
+    # warning into an error: the first lookup works, and so does every later one
+    write_package(tmp_path, "fusion-broken", "0.1", RAISES_AT_IMPORT, "broken")
+    code = ("import fusion\n"
+            "print(fusion.ones(2).sum().item())\n"
+            "print(fusion.available_backends())\n"
+            "print(fusion.Tensor([1.0], backend='numpy').backend)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    env.pop(STRICT_ENV, None)
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    total, names, backend = done.stdout.splitlines()
+    assert float(total) == 2.0 and "numpy" in names and backend == "numpy"
+    assert "'broken' failed and was skipped: ImportError: libmagic.so.1" in done.stderr
 
 
 def test_plugin_naming_a_missing_module(make_plugin):
@@ -177,15 +241,57 @@ def test_plugin_claiming_a_builtin_name(make_plugin):
     assert_still_works(registry)
 
 
-def test_two_plugins_claiming_one_name(make_plugin):
+def test_two_plugins_claiming_one_name_is_an_error_naming_both_packages(make_package):
     registry = Registry()
-    first, second = make_plugin(TWIN, "first-twin"), make_plugin(TWIN, "second-twin")
-    messages = load_quietly(registry, [first, second, make_plugin(GOOD)])
-    assert len(messages) == 1
-    # the refusal names the plugin refused and the plugin that holds the name
-    assert "'second-twin'" in messages[0] and "'first-twin'" in messages[0]
-    assert registry.entries["twin"].plugin == "first-twin"
+    eps = [make_package("fusion-twin-a", "1.0", TWIN, "first-twin"),
+           make_package("fusion-twin-b", "2.0", TWIN, "second-twin"),
+           make_package("fusion-good", "0.3", GOOD, "good")]
+    messages = load_quietly(registry, eps)
+    assert len(messages) == 1  # one warning for the clash, naming both plugins and packages
+    for part in ("'twin'", "'first-twin' (fusion-twin-a 1.0)", "'second-twin' (fusion-twin-b 2.0)"):
+        assert part in messages[0]
+    # neither silently wins: selecting the name is an error that names both packages
+    assert "twin" not in registry.names()
+    with pytest.raises(BackendError, match="fusion-twin-a 1.0.*fusion-twin-b 2.0"):
+        registry.get("twin")
+    assert {f.plugin for f in registry.failures} == {"first-twin", "second-twin"}
     assert_still_works(registry)
+
+
+def test_a_third_plugin_claiming_a_contested_name_is_refused(make_plugin):
+    registry = Registry()
+    eps = [make_plugin(TWIN, "a"), make_plugin(TWIN, "b"), make_plugin(TWIN, "c"),
+           make_plugin(GOOD)]
+    load_quietly(registry, eps)
+    assert "twin" not in registry.names()
+    assert {f.plugin for f in registry.failures} == {"a", "b", "c"}
+    assert_still_works(registry)
+
+
+def test_a_plugin_cannot_take_a_builtin_alias(make_plugin):
+    registry = Registry()
+    source = TWIN.replace('register("twin", Twin)', 'register("twin", Twin, aliases=("np",))')
+    messages = load_quietly(registry, [make_plugin(source, "takes-np"), make_plugin(GOOD)])
+    assert len(messages) == 1 and "'np'" in messages[0] and "built-in" in messages[0]
+    assert registry.entries[registry.aliases["np"]].name == "numpy"  # numpy keeps its alias
+    assert_still_works(registry)
+
+
+def test_unknown_backend_says_which_plugin_of_that_name_failed_and_why(make_plugin):
+    registry = Registry()
+    load_quietly(registry, [make_plugin(RAISES_AT_IMPORT, "mine"),
+                            make_plugin(INCOMPLETE, "halfdone"), make_plugin(GOOD)])
+    with pytest.raises(fusion.BackendNotFoundError) as raised:
+        registry.get("mine")  # the plugin's name
+    message = str(raised.value)
+    assert "unknown backend 'mine'" in message and "plugin 'mine'" in message
+    assert "failed to load: ImportError: libmagic.so.1" in message
+    assert "installed backends: " in message and "numpy" in message
+    with pytest.raises(fusion.BackendNotFoundError, match="'halfdone' failed.*lacks the prim"):
+        registry.get("half")  # the backend's name, which the plugin tried to register
+    with pytest.raises(fusion.BackendNotFoundError) as raised:
+        registry.get("nothing_by_that_name")
+    assert "failed" not in str(raised.value)
 
 
 def test_an_alias_cannot_take_a_registered_name(make_plugin):

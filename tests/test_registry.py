@@ -224,7 +224,7 @@ def test_built_in_names_are_refused(make_plugin, monkeypatch, taken):
         Registry().register("x", MyBackend, aliases=(taken,))
 
 
-def test_duplicate_names_are_refused(make_plugin, monkeypatch):
+def test_a_name_two_plugins_register_is_refused_to_both(make_plugin, monkeypatch):
     monkeypatch.delenv(backend_module.STRICT_ENV, raising=False)
     first = make_plugin(lambda register: register("same", MyBackend), "first")
     second = make_plugin(lambda register: register("same", NumpyBackend), "second")
@@ -232,7 +232,9 @@ def test_duplicate_names_are_refused(make_plugin, monkeypatch):
         reg = _loaded(first, second)
     message = str(caught[0].message)
     assert "'second'" in message and "'first'" in message and "'same'" in message
-    assert isinstance(reg.get("same"), MyBackend)
+    # the first one found does not silently win: which one is meant is the user's choice
+    with pytest.raises(BackendError, match="'same'.*'first'.*'second'.*uninstall one"):
+        reg.get("same")
 
 
 def test_aliases():

@@ -102,7 +102,7 @@ def test_expected_failures_file(pytester, backends):
     xfails.write_text(textwrap.dedent("""\
         # negwrong: known deviations
 
-        TestPrimitives::test_neg   # negation forgets to negate (issue 12)
+        TestPrimitives::test_neg   # negation forgets to negate (known bug)
         fusion/testing/test_suite.py::TestPrimitives::test_no_such_test  # a stale entry
     """))
     result = run_suite(pytester, "--fusion-backend", "negwrong,numpy", "--fusion-xfail",
@@ -113,7 +113,7 @@ def test_expected_failures_file(pytester, backends):
     assert len(xfailed) >= 4 and all("test_neg[negwrong" in i for i in xfailed)
     # the entry names the test on every backend: where it passes, it is an XPASS
     assert len(xpassed) >= 4 and all("test_neg[numpy" in i for i in xpassed)
-    result.stdout.fnmatch_lines(["XFAIL *test_neg*negation forgets to negate (issue 12)*"])
+    result.stdout.fnmatch_lines(["XFAIL *test_neg*negation forgets to negate (known bug)*"])
     # tests the file does not name are not touched
     assert all("test_neg" not in test_id for test_id in ids_with(result, "PASSED"))
     # the stale entry is reported with its file and line
@@ -165,7 +165,7 @@ def test_parse_command_line():
     args = build_args(name, xfails, extra)
     assert args[:2] == ["--fusion-backend", "mine"]
     assert args[-2:] == ["--pyargs", "fusion.testing"]
-    assert ["--fusion-xfail", "a.txt"] == args[2:4] and "-x" in args
+    assert args[2:4] == ["--fusion-xfail=a.txt", "--fusion-xfail=b.txt"] and "-x" in args
     with pytest.raises(SystemExit):
         parse(["-k", "neg"])  # the name comes first
 
@@ -183,6 +183,52 @@ def test_python_m_fusion_testing(tmp_path):
     assert not (tmp_path / "fusion").exists()  # nothing but the cache is written here
     usage = run("-m", "fusion.testing", cwd=tmp_path)
     assert usage.returncode != 0 and "python -m fusion.testing NAME" in usage.stderr
+
+
+def this_fusion() -> dict:
+    """The environment of a subprocess that imports this checkout's Fusion."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def test_a_backend_named_twice_is_tested_once(pytester):
+    # on the command line and through its alias: one backend, ids without a counter
+    result = run_suite(pytester, "--fusion-backend", "numpy", "--fusion-backend", "np,numpy",
+                       "-k", NEG_TESTS, "-v")
+    ids = ids_with(result, "PASSED")
+    assert ids and all("[numpy-" in i or i.endswith("[numpy]") for i in ids)
+    assert len(ids) == len(set(ids))
+
+
+def test_xfail_file_inside_a_project_that_pins_the_backend_runs_each_test_once(tmp_path):
+    # docs/backends.md has a backend's project pin the suite to it in its pytest settings; an
+    # xfail file in that project must not make the run read them on top of the command line
+    project = tmp_path / "fusion-mine"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\naddopts = "--fusion-backend numpy"\n')
+    (project / "xfails.txt").write_text("TestPrimitives::test_neg   # a known deviation\n")
+    for cwd, path in ((tmp_path, "fusion-mine/xfails.txt"), (project, "xfails.txt")):
+        done = run("-m", "fusion.testing", "numpy", "--xfail", path, "-k", NEG_TESTS, "-v",
+                   "-rxX", cwd=cwd, env=this_fusion())
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+        ids = re.findall(r"(\S+::\S+) (?:PASSED|XPASS|SKIPPED)", done.stdout)
+        assert ids and len(ids) == len(set(ids))
+        assert not re.search(r"\[numpy\d", done.stdout)  # no numpy0 / numpy1 twins
+        xpassed = re.findall(r"(\S+::\S+) XPASS", done.stdout)
+        assert xpassed and all("test_neg[numpy-" in i for i in xpassed)
+        assert "matched no test" not in done.stdout
+
+
+@pytest.mark.parametrize("autoload", ["entry point", "-p"])
+def test_a_suite_run_gives_no_assert_rewrite_warning(tmp_path, autoload):
+    env = this_fusion()
+    if autoload == "-p":  # the plugin loaded by name, as from a source tree never installed
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    done = run("-m", "fusion.testing", "numpy", "-k", NEG_TESTS, "-q", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert "PytestAssertRewriteWarning" not in done.stdout + done.stderr
+    assert "warning" not in done.stdout.splitlines()[-1]
 
 
 def test_python_m_fusion_info(tmp_path):

@@ -226,6 +226,7 @@ class BackendEntry:
     dist_version: str | None = None  # its version: shown when the backend gives none
     instance: Backend | None = None
     error: str | None = None  # why it could not start, once tried
+    builtin: bool = False  # shipped with Fusion: no plugin may take its names
 
     @property
     def status(self) -> str:
@@ -236,9 +237,24 @@ class BackendEntry:
 
 @dataclass
 class PluginFailure:
+    """A plugin that could not be loaded, or a backend name two plugins claim."""
+
     plugin: str
     error: str
     package: str | None = None
+    #: the backend names the plugin tried to register before it failed
+    names: tuple[str, ...] = ()
+    #: the failure is a name that this plugin and another both register
+    conflict: bool = False
+
+
+class _NameClash(BackendRegistrationError):
+    """A plugin registers a name another plugin holds (resolved by the loader)."""
+
+    def __init__(self, message: str, name: str, owner: BackendEntry):
+        super().__init__(message)
+        self.name = name
+        self.owner = owner
 
 
 @dataclass
@@ -248,12 +264,18 @@ class Registry:
     entries: dict[str, BackendEntry] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
+    #: backend names that two plugins register: name -> the error naming both
+    conflicts: dict[str, str] = field(default_factory=dict)
     loaded: bool = False
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # --- discovery -----------------------------------------------------------------------
     def load(self, eps: list[EntryPoint] | None = None) -> None:
-        """Import every plugin of the entry-point group once; later calls do nothing."""
+        """Import every plugin of the entry-point group once; later calls do nothing.
+
+        Every plugin is tried before anything is reported, so that a failure, whatever the
+        warnings filter makes of its warning, never costs the plugins after it.
+        """
         with self._lock:
             if self.loaded:
                 return
@@ -261,15 +283,20 @@ class Registry:
             if eps is None:
                 eps = list(entry_points(group=ENTRY_POINT_GROUP))
             found = {ep.value for ep in eps}
-            plugins = [(ep.name, ep.load, _dist_version(ep), _dist_label(ep)) for ep in eps]
-            for name, module in BUILTIN_PLUGINS.items():
-                if module not in found:  # a source tree that was never pip-installed
-                    plugins.append((name, _importer(module), None, "fusion (source tree)"))
+            plugins = [(name, _importer(module), None, "fusion (source tree)")
+                       for name, module in BUILTIN_PLUGINS.items()
+                       if module not in found]  # a source tree that was never pip-installed
+            # the built-in backends first, so that their names and aliases are taken when a
+            # third-party plugin tries to register one of them
+            ordered = sorted(eps, key=lambda ep: ep.value not in BUILTIN_PLUGINS.values())
+            plugins += [(ep.name, ep.load, _dist_version(ep), _dist_label(ep)) for ep in ordered]
             for name, loader, version, package in plugins:
                 self._load_plugin(name, loader, version, package)
+            self._report(self.failures)
 
     def _load_plugin(self, plugin_name: str, loader, version: str | None,
                      package: str | None = None) -> None:
+        attempted: list[str] = []
         try:
             plugin = loader()
             manager = pluggy.PluginManager(PROJECT)
@@ -277,27 +304,65 @@ class Registry:
             manager.register(plugin, name=plugin_name)
             for impl in manager.hook.fusion_register_backends.get_hookimpls():
                 impl.function(register=self._register_callback(plugin, plugin_name, version,
-                                                               package))
+                                                               package, attempted))
+        except _NameClash as clash:
+            if clash.owner.plugin != plugin_name:
+                self._clash(clash, plugin_name, package, tuple(attempted))
+            else:  # a plugin that registers one name twice is simply broken
+                self.failures.append(PluginFailure(plugin_name, "BackendRegistrationError: "
+                                                   f"{clash}", package, tuple(attempted)))
         except Exception as exc:
-            self._fail(plugin_name, exc, package)
+            self.failures.append(PluginFailure(plugin_name, f"{type(exc).__name__}: {exc}",
+                                               package, tuple(attempted)))
 
-    def _fail(self, plugin_name: str, exc: Exception, package: str | None = None) -> None:
-        message = f"{type(exc).__name__}: {exc}"
-        self.failures.append(PluginFailure(plugin_name, message, package))
+    def _clash(self, clash: _NameClash, plugin_name: str, package: str | None,
+               attempted: tuple[str, ...]) -> None:
+        """Two plugins register one name: neither gets it, and both are reported."""
+        owner = clash.owner
+        message = (f"backend name {clash.name!r} is registered by two plugins, "
+                   f"{_plugin_label(owner.plugin, owner.package)} and "
+                   f"{_plugin_label(plugin_name, package)}; uninstall one of them")
+        for name in (owner.name, *owner.aliases):
+            self.conflicts[name] = message
+        self.unregister(owner.name)
+        self.failures.append(PluginFailure(owner.plugin, message, owner.package,
+                                           (owner.name, *owner.aliases), conflict=True))
+        self.conflicts[clash.name] = message
+        self.failures.append(PluginFailure(plugin_name, message, package, attempted,
+                                           conflict=True))
+
+    def _report(self, failures: list[PluginFailure]) -> None:
+        """Warn once per failed plugin, or raise in strict mode, after every plugin loaded."""
+        if not failures:
+            return
         if os.environ.get(STRICT_ENV, "") not in ("", "0"):
-            raise BackendError(f"backend plugin {plugin_name!r} failed: {message}") from exc
-        warnings.warn(
-            f"fusion: backend plugin {plugin_name!r} failed and was skipped: {message}",
-            RuntimeWarning,
-            stacklevel=4,
-        )
+            raise BackendError("; ".join(f"backend plugin {f.plugin!r} failed: {f.error}"
+                                         for f in failures))
+        messages = []
+        for failure in failures:
+            if failure.conflict:  # one warning for both plugins
+                message = f"fusion: {failure.error}; neither plugin's backend was loaded"
+            else:
+                message = (f"fusion: backend plugin {failure.plugin!r} failed and was "
+                           f"skipped: {failure.error}")
+            if message not in messages:
+                messages.append(message)
+        for message in messages:
+            try:
+                warnings.warn(message, RuntimeWarning, stacklevel=5)
+            except Warning:
+                # A filter that turns warnings into errors must not make a broken plugin cost
+                # the working backends: the warning is shown instead of raised.
+                warnings.showwarning(message, RuntimeWarning, __file__, 0)
 
     def _register_callback(self, plugin, plugin_name: str, dist_version: str | None,
-                           package: str | None = None):
+                           package: str | None = None, attempted: list[str] | None = None):
         module = getattr(plugin, "__name__", type(plugin).__module__)
         builtin = module in BUILTIN_PLUGINS.values()
 
         def register(name, backend, *, aliases=(), version=None):
+            if attempted is not None:
+                attempted.extend(n for n in (name, *aliases) if isinstance(n, str))
             # the plugin's word, else the backend's own `version` (which an instance may only
             # know once started), else its distribution's
             own = getattr(backend, "version", None)
@@ -321,18 +386,24 @@ class Registry:
                 if n in BUILTIN_PLUGINS and not builtin:
                     raise BackendRegistrationError(
                         f"plugin {plugin!r}: {n!r} is the name of a built-in backend")
+                if n in self.conflicts:
+                    raise BackendRegistrationError(f"plugin {plugin!r}: {self.conflicts[n]}")
                 owner = self.entries.get(self.aliases.get(n, n))
-                if owner is not None:
+                if owner is not None and owner.builtin:
                     raise BackendRegistrationError(
-                        f"plugin {plugin!r}: backend name {n!r} is taken by plugin "
-                        f"{owner.plugin!r}")
+                        f"plugin {plugin!r}: {n!r} is a name of the built-in backend "
+                        f"{owner.name!r}")
+                if owner is not None:
+                    raise _NameClash(
+                        f"plugin {plugin!r}: backend name {n!r} is taken by "
+                        f"{_plugin_label(owner.plugin, owner.package)}", n, owner)
             missing = missing_primitives(backend)
             if missing:
                 raise BackendRegistrationError(
                     f"plugin {plugin!r}: backend {name!r} lacks the primitives "
                     f"{', '.join(missing)}")
             self.entries[name] = BackendEntry(name, backend, plugin, version, tuple(aliases),
-                                              package, dist_version)
+                                              package, dist_version, builtin=builtin)
             for alias in aliases:
                 self.aliases[alias] = name
 
@@ -351,13 +422,26 @@ class Registry:
         self.load()
         entry = self.entries.get(self.aliases.get(name, name))
         if entry is None:
-            raise BackendNotFoundError(
-                f"unknown backend {name!r}; installed backends: {', '.join(self.names())}")
+            raise BackendNotFoundError(self.not_found_message(name))
         if entry.instance is None:
             with self._lock:
                 if entry.instance is None:
                     entry.instance = self._start(entry)
         return entry.instance
+
+    def not_found_message(self, name: str) -> str:
+        """Why ``name`` is not a backend: the plugin of that name that failed and its error,
+        or the two plugins that claim it; and which backends are installed."""
+        self.load()
+        installed = ", ".join(self.names()) or "none"
+        if name in self.conflicts:
+            return f"backend {name!r} cannot be used: {self.conflicts[name]}"
+        failed = [f for f in self.failures if name == f.plugin or name in f.names]
+        if failed:
+            why = "; ".join(f"{_plugin_label(f.plugin, f.package)} failed to load: {f.error}"
+                            for f in failed)
+            return f"unknown backend {name!r}: {why}; installed backends: {installed}"
+        return f"unknown backend {name!r}; installed backends: {installed}"
 
     def _start(self, entry: BackendEntry) -> Backend:
         try:
@@ -372,6 +456,11 @@ class Registry:
         if entry.version is None and isinstance(own, str):
             entry.version = own
         return instance
+
+
+def _plugin_label(plugin: str, package: str | None) -> str:
+    """``plugin 'mine' (fusion-mine 0.1)``: a plugin and the package that installed it."""
+    return f"plugin {plugin!r}" + (f" ({package})" if package else "")
 
 
 def _importer(module: str):

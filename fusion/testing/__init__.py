@@ -19,8 +19,11 @@ differences of the numpy expression in float64.
 
 import pytest
 
-# Assertions inside the suite's modules get pytest's detailed failure messages.
-pytest.register_assert_rewrite("fusion.testing")
+# Assertions inside the suite's modules get pytest's detailed failure messages. The modules
+# are named one by one: this package itself is being imported as this line runs, and pytest
+# warns about a name it can no longer rewrite.
+pytest.register_assert_rewrite("fusion.testing.fixtures", "fusion.testing.oracle",
+                               "fusion.testing.suite")
 
 from .fixtures import BACKENDS_ENV, backend_names, requires, skip_unless_supported  # noqa: E402
 from .oracle import check_op, make_inputs, numeric_gradient  # noqa: E402

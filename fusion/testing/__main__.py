@@ -30,8 +30,10 @@ def build_args(name: str, xfails: list[str], extra: list[str]) -> list[str]:
 
     package_dir = Path(fusion.testing.__file__).resolve().parent
     args = ["--fusion-backend", name]
-    for path in xfails:
-        args += ["--fusion-xfail", path]
+    # one argument, option and value: pytest takes every argument that does not start with
+    # "-" for a path when it looks for the configuration file, and the folder of an xfail
+    # file is no reason to read that folder's pytest settings
+    args += [f"--fusion-xfail={path}" for path in xfails]
     if not _plugin_autoloaded():
         # A source tree that was never installed has no pytest11 entry point, and
         # PYTEST_DISABLE_PLUGIN_AUTOLOAD turns entry points off: load the plugin by name.

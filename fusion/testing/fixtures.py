@@ -32,7 +32,7 @@ def backend_names(config: pytest.Config | None = None) -> list[str]:
     """The backends to test: ``FUSION_TEST_BACKENDS`` if set, else every installed backend."""
     # ``config`` is accepted so that a command-line option can take precedence later.
     names = [n.strip() for n in os.environ.get(BACKENDS_ENV, "").split(",") if n.strip()]
-    return names or fusion.available_backends()
+    return list(dict.fromkeys(names)) or fusion.available_backends()  # each name once
 
 
 def requires(*capabilities: str) -> pytest.MarkDecorator:

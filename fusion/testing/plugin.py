@@ -130,6 +130,9 @@ def pytest_configure(config: pytest.Config) -> None:
              for n in opt.split(",") if n.strip()]
     if names:
         _check_installed(names)
+        # a name given twice (on the command line and in a project's addopts, or as a name
+        # and its alias) is one backend, tested once
+        names = _distinct_backends(names)
         # The suite's ``backend`` fixture reads the environment (so that its own runs and
         # xdist workers agree); the previous value comes back at unconfigure.
         config.stash[_SAVED_ENV] = (BACKENDS_ENV in os.environ, os.environ.get(BACKENDS_ENV))
@@ -162,9 +165,23 @@ def _check_installed(names: list[str]) -> None:
     aliases = set(registry.aliases)
     unknown = [n for n in names if n not in installed and n not in aliases]
     if unknown:
-        raise pytest.UsageError(
-            f"--fusion-backend: unknown backend {', '.join(map(repr, unknown))}; installed "
-            f"backends: {', '.join(installed) or 'none'} (see `python -m fusion info`)")
+        # the registry says why: a plugin of that name that failed, or what is installed
+        why = "; ".join(registry.not_found_message(n) for n in dict.fromkeys(unknown))
+        raise pytest.UsageError(f"--fusion-backend: {why} (see `python -m fusion info`)")
+
+
+def _distinct_backends(names: list[str]) -> list[str]:
+    """``names`` without repeats, an alias counting as the name it stands for (the first
+    spelling given is kept)."""
+    from fusion.core.backend import registry
+
+    seen, distinct = set(), []
+    for name in names:
+        canonical = registry.aliases.get(name, name)
+        if canonical not in seen:
+            seen.add(canonical)
+            distinct.append(name)
+    return distinct
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k and -m deselect, so that every entry is seen
