@@ -26,8 +26,13 @@ EPOCH_LINE = re.compile(r"epoch (\d{2})/(\d+) - loss: (\d+\.\d{4}) - val_loss: (
                         r"acc: (\d\.\d{4}) - val_acc: (\d\.\d{4})")
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def run_mlp(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "MPLBACKEND": "Agg"}
+    # this checkout's Fusion, whatever the environment has installed
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    environment = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": path}
     return subprocess.run([sys.executable, "-m", "fusion.examples.mlp", *map(str, args)],
                           cwd=cwd, capture_output=True, text=True, env=environment, timeout=300)
 
@@ -342,3 +347,173 @@ def test_every_optimizer_and_initialisation_trains(workspace, tmp_path, monkeypa
     assert float(epochs[-1][3]) < float(epochs[0][3])  # the training loss went down
     assert float(re.search(r"accuracy (\d\.\d{4})", out)[1]) >= 0.85
     assert (tmp_path / "saved_model.safetensors").exists()
+
+
+# --- models, folders and numbers that cannot work ----------------------------------------------
+def _save_mlp_model(path: Path, inputs: int = 30, outputs: int = 2) -> None:
+    """A model saved as train saves it (scaler included), of the given widths."""
+    from fusion.data import StandardScaler
+    from fusion.examples.mlp.model import build_network, save_model
+
+    model = build_network([4, 4], ["relu", "relu"], "heUniform", inputs=inputs)
+    if outputs != 2:
+        model = fusion.nn.Sequential(*list(model)[:-2], fusion.nn.Linear(4, outputs),
+                                     fusion.nn.Softmax(axis=-1))
+    scaler = StandardScaler().fit(np.random.default_rng(0).standard_normal((8, 30)))
+    save_model(model, scaler, path, {})
+
+
+@pytest.mark.parametrize("inputs, outputs, expected", [
+    (10, 2, "the model reads 10 features per sample; fusion-mlp's data has 30"),
+    (31, 2, "the model reads 31 features per sample"),
+    (30, 3, "the model gives 3 scores per sample; fusion-mlp's models give 2"),
+])
+def test_predict_with_a_model_of_another_width_is_one_line(workspace, tmp_path, inputs,
+                                                           outputs, expected):
+    model = tmp_path / "other.safetensors"
+    _save_mlp_model(model, inputs, outputs)
+    result = run_mlp("predict", "--model", model, "--data", workspace / "data_valid.csv",
+                     cwd=tmp_path)
+    check_error(result, f"{model}: {expected}", status=1)
+
+
+def test_plots_into_a_folder_that_cannot_be_written_is_refused_before_training(workspace,
+                                                                               tmp_path):
+    # a folder under a regular file cannot be made by anyone, root included (the tests may
+    # run as root, for whom permission bits do not stop a write)
+    (tmp_path / "a_file").write_text("not a folder\n")
+    for plots, expected in (("a_file/plots", "a_file/plots: cannot be made a folder"),
+                            ("a_file", "a_file: is a file, not a folder")):
+        result = run_mlp("train", "--train", workspace / "data_train.csv", "--valid",
+                         workspace / "data_valid.csv", "--plots", plots, cwd=tmp_path)
+        check_error(result, expected, "(--plots)", status=1)  # and no epoch was run
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="permission bits do not stop root")
+def test_plots_into_a_read_only_folder_is_refused_before_training(workspace, tmp_path):
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        result = run_mlp("train", "--train", workspace / "data_train.csv", "--valid",
+                         workspace / "data_valid.csv", "--plots", folder, cwd=tmp_path)
+    finally:
+        folder.chmod(0o755)
+    check_error(result, f"{folder}: cannot be written", "(--plots)", status=1)
+
+
+def test_the_writability_check_sees_what_permission_bits_cannot(tmp_path, monkeypatch):
+    # what a read-only file system or a full disk does, whoever the user is: creating a file
+    # in the folder fails; the check creates one, so it sees that
+    import tempfile
+
+    from fusion.examples.mlp import cli
+    from fusion.examples.mlp.data import InputError
+
+    def refuse(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    with pytest.raises(InputError, match="Read-only file system.*--plots"):
+        cli._check_writable(tmp_path, "--plots")
+
+
+def test_features_too_large_for_float32_stop_with_a_clear_error(workspace, tmp_path):
+    huge = _edited(workspace / "data_train.csv", tmp_path / "huge.csv",
+                   lambda rows: [row.__setitem__(4, "1e308") for row in rows])
+    result = run_mlp("train", "--train", huge, "--valid", workspace / "data_valid.csv",
+                     cwd=tmp_path)
+    check_error(result, f"{huge}: column 5: the features are too large", status=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.csv"]  # no NaN model saved
+
+
+def test_a_loss_that_stops_being_finite_stops_training_and_saves_nothing(workspace, tmp_path):
+    # an absurd step makes the weights, then the loss, overflow within the first batches
+    result = run_mlp("train", "--train", workspace / "data_train.csv", "--valid",
+                     workspace / "data_valid.csv", "--learning_rate", "1e30", "--optimizer",
+                     "sgd", "--activation", "relu", cwd=tmp_path)
+    check_error(result, "training stopped at epoch 1, batch", "not a finite number",
+                "no model was saved", status=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_model_writes_the_file_once_and_atomically(tmp_path, monkeypatch):
+    import fusion.nn.serialization as serialization
+    from fusion.examples.mlp.model import load_model
+
+    path = tmp_path / "model.safetensors"
+    _save_mlp_model(path)
+    before = path.read_bytes()
+    writes, real = [], serialization.atomic_write
+
+    def counted(target, *args, **kwargs):
+        writes.append(target)
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(serialization, "atomic_write", counted)
+    _save_mlp_model(path, inputs=30)
+    assert len(writes) == 1  # the architecture and predict's metadata in one write
+    load_model(path)
+
+    # interrupted just before the rename: the previous model is whole and loads
+    path.write_bytes(before)
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _save_mlp_model(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.safetensors"]
+    load_model(path)
+
+
+# --- the README's figures ----------------------------------------------------------------------
+README = ROOT / "README.md"
+
+
+def readme_mlp_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("## The multilayer perceptron")
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def readme_commands(section: str) -> list[list[str]]:
+    """The ``fusion-mlp`` command lines of the section's shell block, as argument lists."""
+    import shlex
+
+    block = re.search(r"```sh\n(.*?)```", section, flags=re.S)[1].replace("\\\n", " ")
+    return [shlex.split(line.split("#", 1)[0])[1:] for line in block.splitlines()
+            if line.startswith("fusion-mlp ")]
+
+
+def test_the_readme_figures_of_the_default_run(tmp_path, backend):
+    """The README's commands, run as written (on each backend), give the README's figures."""
+    section = readme_mlp_section()
+    claimed = re.search(r"stops after (\d+)\s+epochs and keeps epoch (\d+): validation "
+                        r"accuracy ([\d.]+)% and binary\s+cross-entropy ([\d.]+)", section)
+    assert claimed, "the README no longer states the default run's figures in this form"
+    epochs, kept, accuracy, bce = int(claimed[1]), int(claimed[2]), claimed[3], claimed[4]
+    commands = {args[0]: args for args in readme_commands(section)}
+    assert {"dataset", "split", "train"} <= set(commands)
+    for step in ("dataset", "split"):
+        succeeded(run_mlp(*commands[step], cwd=tmp_path))
+    train = list(commands["train"])
+    if "--backend" in train:  # the README names one; the same figures hold on every backend
+        train[train.index("--backend") + 1] = backend
+    else:
+        train += ["--backend", backend]
+    out = succeeded(run_mlp(*train, cwd=tmp_path))
+    ran = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert len(ran) == epochs
+    assert re.search(rf"weights of epoch {kept} restored", out)
+    figures = re.search(r"validation: binary cross-entropy (\d\.\d{4}), accuracy (\d\.\d{4}) "
+                        r"\(epoch (\d+)\)", out)
+    assert int(figures[3]) == kept
+    # the README rounds: 98.2% is the accuracy to 0.1%, 0.072 the cross-entropy to 3 decimals
+    assert f"{float(figures[2]) * 100:.{len(accuracy.split('.')[-1])}f}" == accuracy
+    assert f"{float(figures[1]):.{len(bce.split('.')[-1])}f}" == bce

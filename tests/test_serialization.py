@@ -16,6 +16,14 @@ import fusion
 import fusion.nn as nn
 from fusion.nn import FusionSerializationError, read_safetensors, write_safetensors
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def this_fusion() -> dict:
+    """The environment of a subprocess that imports this checkout's Fusion."""
+    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
 
 @pytest.fixture
 def backend(request):
@@ -371,3 +379,139 @@ def test_architectures_that_do_not_fit(tmp_path, edit_architecture, edit_arrays,
     fusion.save(make_model(), path)
     _rewrite(path, edit_architecture, edit_arrays)
     assert_clear_error(path, match, fusion.load)
+
+
+# --- hostile files: deep nesting, things that are not files ------------------------------------
+def nested_sequential_architecture(depth: int) -> str:
+    """The architecture text of ``depth`` Sequential models, each holding the next."""
+    # built as text: json.dumps itself recurses
+    model = ("{" + '"type": "Sequential", "layers": [{"name": "0", ' * depth
+             + '"type": "Identity", "config": {}' + "}]" * depth + "}")
+    return '{"version": 1, "training": false, "model": ' + model + "}"
+
+
+@pytest.mark.parametrize("depth", [10**4, 10**5])
+def test_a_deeply_nested_header_is_a_clear_error_not_a_recursion_error(tmp_path, depth):
+    path = tmp_path / "deep.safetensors"
+    write_raw(path, b"[" * depth + b"]" * depth)
+    assert_clear_error(path, f"corrupt header.*nested {depth} levels deep")
+    assert_clear_error(path, f"nested {depth} levels deep", fusion.load)
+    # deep inside a string is no nesting at all
+    write_raw(path, {"__metadata__": {"k": "[" * depth}})
+    assert read_safetensors(path)[1] == {"k": "[" * depth}
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[" * 50_000 + "]" * 50_000, "nested 50000 levels deep"),
+    (nested_sequential_architecture(5_000), "nested 10003 levels deep"),
+    (nested_sequential_architecture(40), "nested deeper than 32 Sequential models"),
+])
+def test_a_deeply_nested_architecture_is_a_clear_error(tmp_path, text, match):
+    path = tmp_path / "deep.safetensors"
+    write_safetensors(path, {}, {"fusion.architecture": text})
+    assert_clear_error(path, match, fusion.load)
+
+
+def test_nesting_that_loads_is_the_nesting_that_saves(tmp_path):
+    model = nn.Linear(2, 2)
+    for _ in range(32):
+        model = nn.Sequential(model)
+    fusion.save(model, tmp_path / "ok.safetensors")
+    assert isinstance(fusion.load(tmp_path / "ok.safetensors"), nn.Sequential)
+    with pytest.raises(FusionSerializationError, match="nest at most 32 deep"):
+        fusion.save(nn.Sequential(model), tmp_path / "deep.safetensors")
+    assert not (tmp_path / "deep.safetensors").exists()
+
+
+def test_fusion_draw_of_a_deeply_nested_model_is_one_line(tmp_path, capsys):
+    from fusion.cli import main
+
+    path = tmp_path / "deep.safetensors"
+    write_safetensors(path, {}, {"fusion.architecture": nested_sequential_architecture(5_000)})
+    assert main(["draw", str(path), "-o", str(tmp_path / "deep.gv")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fusion draw: ") and "levels deep" in err and err.count("\n") == 1
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_is_refused_before_it_is_read(tmp_path):
+    for loader in (read_safetensors, fusion.load, fusion.nn.load_state_dict):
+        with pytest.raises(FusionSerializationError, match="character device, not a regular"):
+            loader("/dev/zero")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    # in a subprocess with a time limit: if the load blocked on the FIFO, the test would fail,
+    # not hang (nobody ever writes to this FIFO)
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)
+    code = ("import sys, fusion\n"
+            "try:\n"
+            "    fusion.load(sys.argv[1])\n"
+            "except fusion.nn.FusionSerializationError as error:\n"
+            "    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True,
+                          text=True, timeout=60, env=this_fusion())
+    assert done.returncode == 0, done.stderr
+    assert str(fifo) in done.stdout and "FIFO (named pipe), not a regular file" in done.stdout
+
+
+# --- writing ---------------------------------------------------------------------------------
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_saved_model_gets_the_permissions_of_any_new_file(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        fusion.save(nn.Linear(2, 2), tmp_path / "model.safetensors")
+        with open(tmp_path / "plain.txt", "w") as f:  # what the user's other files get
+            f.write("x")
+    finally:
+        os.umask(previous)
+    mode = os.stat(tmp_path / "model.safetensors").st_mode & 0o777
+    assert mode == 0o666 & ~umask == os.stat(tmp_path / "plain.txt").st_mode & 0o777
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_overwriting_a_model_keeps_its_permissions(tmp_path):
+    path = tmp_path / "model.safetensors"
+    fusion.save(nn.Linear(2, 2), path)
+    os.chmod(path, 0o640)
+    fusion.save(nn.Linear(3, 3), path)
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    assert fusion.load(path).in_features == 3
+
+
+def test_save_writes_extra_metadata_in_the_same_single_write(tmp_path, monkeypatch):
+    import fusion.files
+
+    opened = []
+    real = fusion.files.atomic_write
+
+    def counting(path, *args, **kwargs):
+        opened.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(fusion.nn.serialization, "atomic_write", counting)
+    path = tmp_path / "model.safetensors"
+    fusion.save(nn.Linear(2, 2), path, metadata={"mine": "1"})
+    assert len(opened) == 1 and read_safetensors(path)[1]["mine"] == "1"
+    with pytest.raises(ValueError, match="fusion.architecture"):
+        fusion.save(nn.Linear(2, 2), path, metadata={"fusion.architecture": "{}"})
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "model.safetensors"
+    fusion.save(nn.Linear(2, 2), path)
+    before = path.read_bytes()
+    real_replace = os.replace
+
+    def fail_replace(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", fail_replace)
+    with pytest.raises(KeyboardInterrupt):
+        fusion.save(nn.Linear(5, 5), path)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.safetensors"]

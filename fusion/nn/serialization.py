@@ -21,7 +21,6 @@ import json
 import math
 import os
 import struct
-import tempfile
 from collections.abc import Mapping
 
 import numpy as np
@@ -29,11 +28,15 @@ import numpy as np
 from ..core.backend import Backend, get_backend, use_backend
 from ..core.dtypes import bool_, float32, float64, int32, int64
 from ..core.tensor import Tensor
+from ..files import MAX_JSON_DEPTH, NotARegularFileError, atomic_write, open_regular, parse_json
 from . import activation, init, layers, loss
 from .module import Module, Sequential, StateDictError
 
 #: The largest header we read, as the format's reference implementation does (100 MB).
 MAX_HEADER_BYTES = 100_000_000
+#: How deeply Sequential models may nest in a saved architecture (JSON nests two levels per
+#: Sequential, well within :data:`fusion.files.MAX_JSON_DEPTH`).
+MAX_MODULE_DEPTH = 32
 FORMAT = "fusion"
 ARCHITECTURE_KEY = "fusion.architecture"
 ARCHITECTURE_VERSION = 1
@@ -104,19 +107,11 @@ def write_safetensors(path, tensors: Mapping[str, np.ndarray],
         offset += array.nbytes
     blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
     blob += b" " * (-len(blob) % 8)  # the data starts 8-byte aligned
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".safetensors")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(struct.pack("<Q", len(blob)))
-            out.write(blob)
-            for array in arrays:
-                out.write(array.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "wb") as out:
+        out.write(struct.pack("<Q", len(blob)))
+        out.write(blob)
+        for array in arrays:
+            out.write(array.tobytes())
 
 
 def _fusion_dtype(npd: np.dtype):
@@ -133,26 +128,29 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     >>> arrays, metadata = read_safetensors("w.safetensors")
     """
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        with open_regular(path) as f:
+            raw = f.read(8)
+            if len(raw) < 8:
+                raise _fail(path, f"is not a safetensors file: {len(raw)} bytes, too short "
+                                  "for a header")
+            (size,) = struct.unpack("<Q", raw)
+            if size > MAX_HEADER_BYTES:
+                raise _fail(path, f"is not a safetensors file: header of {size} bytes claimed "
+                                  f"(at most {MAX_HEADER_BYTES} are read)")
+            length = os.fstat(f.fileno()).st_size - 8
+            if size > length:
+                raise _fail(path, f"is truncated: the header needs {size} bytes, the file has "
+                                  f"{length} after the length")
+            raw = f.read()  # the header and the data
     except FileNotFoundError:
         raise _fail(path, "no such file") from None
-    except IsADirectoryError:
-        raise _fail(path, "is a folder, not a file") from None
+    except NotARegularFileError as exc:
+        raise _fail(path, exc.strerror) from None
     except OSError as exc:
         raise _fail(path, f"cannot be read ({exc.strerror or exc})") from None
-    if len(raw) < 8:
-        raise _fail(path, f"is not a safetensors file: {len(raw)} bytes, too short for "
-                          "a header")
-    (size,) = struct.unpack("<Q", raw[:8])
-    if size > MAX_HEADER_BYTES:
-        raise _fail(path, f"is not a safetensors file: header of {size} bytes claimed")
-    if 8 + size > len(raw):
-        raise _fail(path, f"is truncated: the header needs {size} bytes, the file has "
-                          f"{len(raw) - 8} after the length")
     try:
-        header = json.loads(raw[8:8 + size].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        header = parse_json(raw[:size].decode("utf-8"), MAX_JSON_DEPTH)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise _fail(path, f"has a corrupt header ({exc})") from None
     if not isinstance(header, dict):
         raise _fail(path, "has a corrupt header (not a JSON object)")
@@ -160,7 +158,7 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     if not isinstance(metadata, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise _fail(path, "has corrupt metadata (expected a map of strings to strings)")
-    data = memoryview(raw)[8 + size:]
+    data = memoryview(raw)[size:]
     entries = []
     for name, info in header.items():
         entries.append((name, *_check_entry(path, name, info)))
@@ -235,7 +233,7 @@ def load_state_dict(path, backend: str | Backend | None = None) -> dict[str, Ten
 
 
 # --- whole models ------------------------------------------------------------------------------
-def _describe(module: Module, where: str) -> dict:
+def _describe(module: Module, where: str, depth: int = 0) -> dict:
     kind = type(module).__name__
     if LAYERS.get(kind) is not type(module):
         raise FusionSerializationError(
@@ -243,13 +241,20 @@ def _describe(module: Module, where: str) -> dict:
             f"built-in layers ({', '.join(sorted(LAYERS))}); save other modules' weights with "
             "fusion.nn.save_state_dict and rebuild them in code")
     if isinstance(module, Sequential):
+        if depth >= MAX_MODULE_DEPTH:
+            raise FusionSerializationError(
+                f"cannot save the Sequential at {where!r}: Sequential models nest at most "
+                f"{MAX_MODULE_DEPTH} deep in a saved model")
         return {"type": kind, "layers": [
-            {"name": name, **_describe(child, f"{where}.{name}" if where else name)}
+            {"name": name, **_describe(child, f"{where}.{name}" if where else name, depth + 1)}
             for name, child in module._modules.items()]}
     return {"type": kind, "config": module.get_config()}
 
 
-def _build(description, path, where: str) -> Module:
+def _build(description, path, where: str, depth: int = 0) -> Module:
+    if depth > MAX_MODULE_DEPTH:
+        raise _fail(path, f"has an architecture nested deeper than {MAX_MODULE_DEPTH} "
+                          f"Sequential models (at {where!r})")
     if not isinstance(description, dict) or not isinstance(description.get("type"), str):
         raise _fail(path, f"has a corrupt architecture at {where or 'the top'!r}: expected an "
                           "object with a 'type'")
@@ -268,7 +273,8 @@ def _build(description, path, where: str) -> Module:
             name = item.get("name", str(i)) if isinstance(item, dict) else str(i)
             if not isinstance(name, str) or not name or "." in name or name in children:
                 raise _fail(path, f"has a corrupt architecture: bad layer name {name!r}")
-            children[name] = _build(item, path, f"{where}.{name}" if where else name)
+            children[name] = _build(item, path, f"{where}.{name}" if where else name,
+                                    depth + 1)
         return Sequential(children)
     config = description.get("config", {})
     if not isinstance(config, dict):
@@ -283,11 +289,13 @@ def _build(description, path, where: str) -> Module:
         raise _fail(path, f"has a bad configuration for {kind} at {where!r}: {exc}") from None
 
 
-def save(model: Module, path) -> None:
+def save(model: Module, path, metadata: Mapping[str, str] | None = None) -> None:
     """Save a model, architecture and weights, to one safetensors file at ``path``.
 
-    The model must be a :class:`Sequential` of built-in layers (or one built-in layer); the
-    architecture goes into the file's metadata as JSON, the weights and buffers as tensors.
+    The model must be a :class:`Sequential` of built-in layers (or one built-in layer),
+    Sequential models nested at most :data:`MAX_MODULE_DEPTH` deep; the architecture goes into
+    the file's metadata as JSON, the weights and buffers as tensors. ``metadata`` adds entries
+    of your own (strings to strings) to the same file; the file is written once, atomically.
 
     >>> model = Sequential(Linear(4, 8), ReLU(), Linear(8, 3))
     >>> fusion.save(model, "model.safetensors")
@@ -296,9 +304,14 @@ def save(model: Module, path) -> None:
     if not isinstance(model, Module):
         raise TypeError(f"fusion.save saves a Module, not {type(model).__name__}; "
                         "use fusion.nn.save_state_dict for a mapping of tensors")
+    reserved = {"format", ARCHITECTURE_KEY} & set(metadata or {})
+    if reserved:
+        raise ValueError(f"fusion.save writes the metadata {sorted(reserved)} itself; choose "
+                         "other keys")
     architecture = {"version": ARCHITECTURE_VERSION, "training": model.training,
                     "model": _describe(model, "")}
-    save_state_dict(model, path, {ARCHITECTURE_KEY: json.dumps(architecture)})
+    save_state_dict(model, path, {**(metadata or {}),
+                                  ARCHITECTURE_KEY: json.dumps(architecture)})
 
 
 def load(path, backend: str | Backend | None = None) -> Module:
@@ -318,8 +331,8 @@ def load(path, backend: str | Backend | None = None) -> Module:
                           "fusion.save); build the model in code and use "
                           "fusion.nn.load_state_dict")
     try:
-        architecture = json.loads(text)
-    except json.JSONDecodeError as exc:
+        architecture = parse_json(text, MAX_JSON_DEPTH)
+    except ValueError as exc:
         raise _fail(path, f"has a corrupt architecture ({exc})") from None
     if not isinstance(architecture, dict) or "model" not in architecture:
         raise _fail(path, "has a corrupt architecture (no 'model')")

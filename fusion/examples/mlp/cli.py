@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -335,8 +336,20 @@ def draw_curves(runs, path: str, title: str | None = None, best_epoch: int | Non
         plt.close(figure)
 
 
+def _check_writable(folder: Path, flag: str) -> None:
+    """Create and remove a file in ``folder``: the one test of writability that holds for
+    every user (root included) and every file system (read-only mounts included)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot be written ({exc.strerror or exc}) ({flag})") \
+            from None
+
+
 def _check_destinations(args: argparse.Namespace) -> None:
-    """Every file train writes must have a folder to go to, known before the first epoch."""
+    """Every file train writes must have a folder it can write to, known before the first
+    epoch: a run must not end in an error after all its training."""
     from .model import model_path
 
     outputs = {"--model": model_path(args.model), "--history": Path(args.history)}
@@ -346,6 +359,46 @@ def _check_destinations(args: argparse.Namespace) -> None:
         if not path.parent.is_dir():
             raise InputError(f"{path}: cannot be written, no folder {str(path.parent)!r} "
                              f"({flag})")
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder; {flag} names a file")
+        _check_writable(path.parent, flag)
+    if args.plots:
+        folder = Path(args.plots)
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{folder}: is a file, not a folder (--plots)")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{folder}: cannot be made a folder ({exc.strerror or exc}) "
+                             "(--plots)") from None
+        _check_writable(folder, "--plots")
+
+
+def _check_finite(samples, X: np.ndarray) -> None:
+    """Standardised features must be finite float32 numbers: values as large as 1e308 are
+    numbers in the file, but their mean overflows and float32 cannot hold them."""
+    bad = np.flatnonzero(~np.isfinite(X).all(axis=0))
+    if bad.size:
+        columns = ", ".join(str(i + 3) for i in bad[:5]) + (", ..." if bad.size > 5 else "")
+        raise InputError(f"{samples.path}: column {columns}: the features are too large to "
+                         "standardise in float32 (their mean or spread overflows); rescale "
+                         "them before training")
+
+
+class _StopWhenNotFinite:
+    """Ends training with an error at the first batch whose loss is not a finite number, or
+    the first epoch whose validation loss is not: a model of NaN is never saved."""
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        if not math.isfinite(logs["loss"]):
+            raise InputError(f"training stopped at epoch {logs['epoch'] + 1}, batch "
+                             f"{batch + 1}: the loss is {logs['loss']}, not a finite number "
+                             "(a lower --learning_rate may help); no model was saved")
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        if not math.isfinite(logs.get("val_loss", 0.0)):
+            raise InputError(f"training stopped at epoch {epoch + 1}: the validation loss is "
+                             f"{logs['val_loss']}, not a finite number; no model was saved")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -369,9 +422,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"x_train shape : {train.X.shape}")
     print(f"x_valid shape : {valid.X.shape}")
     # statistics of the training rows only: the validation rows must stay unseen
-    scaler = StandardScaler().fit(train.X)
-    X_train = scaler.transform(train.X).astype(np.float32)
-    X_valid = scaler.transform(valid.X).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below
+        scaler = StandardScaler().fit(train.X)
+        X_train = scaler.transform(train.X).astype(np.float32)
+        X_valid = scaler.transform(valid.X).astype(np.float32)
+    _check_finite(train, X_train)
+    _check_finite(valid, X_valid)
 
     fusion.manual_seed(args.seed)
     model = build_network(args.layer, activations, args.init)
@@ -380,7 +436,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                               shuffle=True, seed=args.seed)
     valid_loader = DataLoader(TensorDataset(X_valid, valid.y), batch_size=len(valid))
     lines = _EpochLines(args.epochs)
-    callbacks: list = [lines]
+    callbacks: list = [_StopWhenNotFinite(), lines]
     stopper = None
     if args.patience:
         stopper = EarlyStopping("val_loss", patience=args.patience, restore_best_weights=True)
@@ -440,13 +496,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.plots:
         from fusion.viz.plots import save_run_figures
 
-        written = save_run_figures(
-            # the learning curves are drawn once, above (--plot)
-            args.plots, history=history if args.no_plot else None, best_epoch=best,
-            y_true=valid.y, y_pred=(p_valid > 0.5).astype(np.int64),
-            class_names=list(CLASSES), x=train.X, y=train.y,
-            feature_names=[f"feature {i + 1}" for i in range(FEATURES)], model=model,
-            input_shape=(1, FEATURES))
+        try:
+            written = save_run_figures(
+                # the learning curves are drawn once, above (--plot)
+                args.plots, history=history if args.no_plot else None, best_epoch=best,
+                y_true=valid.y, y_pred=(p_valid > 0.5).astype(np.int64),
+                class_names=list(CLASSES), x=train.X, y=train.y,
+                feature_names=[f"feature {i + 1}" for i in range(FEATURES)], model=model,
+                input_shape=(1, FEATURES))
+        except OSError as exc:
+            raise InputError(f"{args.plots}: cannot be written ({exc.strerror or exc}) "
+                             "(--plots)") from None
         print(f"> {len(written)} pictures written in {args.plots}")
     return 0
 

@@ -23,11 +23,8 @@ import numpy as np
 import fusion
 from fusion import nn, optim
 from fusion.data import StandardScaler
-from fusion.nn.serialization import (
-    FusionSerializationError,
-    read_safetensors,
-    write_safetensors,
-)
+from fusion.files import parse_json
+from fusion.nn.serialization import FusionSerializationError, read_safetensors
 
 from .data import CLASSES, FEATURES, InputError
 
@@ -127,19 +124,25 @@ def model_path(path: str | os.PathLike) -> Path:
 def save_model(model: nn.Sequential, scaler: StandardScaler, path: str | os.PathLike,
                settings: dict) -> Path:
     """Write the model (topology and weights, readable by :func:`fusion.load`) with the
-    scaler's statistics and the run's ``settings`` in its metadata. Returns the path written."""
+    scaler's statistics and the run's ``settings`` in its metadata, in one atomic write (an
+    interrupted save leaves the previous file as it was). Returns the path written."""
     target = model_path(path)
+    extra = {"version": METADATA_VERSION, "classes": list(CLASSES), "features": FEATURES,
+             "scaler": scaler.state_dict(), "settings": settings}
     try:
-        fusion.save(model, target)
-        # read back and rewritten with one more metadata entry: fusion.save owns the format
-        # of the architecture, this program only adds what predict needs beside it
-        arrays, metadata = read_safetensors(target)
-        extra = {"version": METADATA_VERSION, "classes": list(CLASSES), "features": FEATURES,
-                 "scaler": scaler.state_dict(), "settings": settings}
-        write_safetensors(target, arrays, {**metadata, METADATA_KEY: json.dumps(extra)})
+        # fusion.save owns the format of the architecture; this program adds beside it what
+        # predict needs
+        fusion.save(model, target, metadata={METADATA_KEY: json.dumps(extra)})
     except OSError as exc:
         raise InputError(f"{target}: cannot be written ({exc.strerror or exc})") from None
     return target
+
+
+def layer_widths(model: nn.Module) -> tuple[int, int] | None:
+    """``(features read, scores given)``: the input size of the model's first Linear layer and
+    the output size of its last; None without a Linear layer."""
+    linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return (linear[0].in_features, linear[-1].out_features) if linear else None
 
 
 def load_model(path: str | os.PathLike, backend: str | None = None
@@ -158,10 +161,20 @@ def load_model(path: str | os.PathLike, backend: str | None = None
         raise InputError(f"{target}: is a Fusion model without the scaler of fusion-mlp; "
                          "train it with fusion-mlp train")
     try:
-        extra = json.loads(text)
+        extra = parse_json(text)
         scaler = StandardScaler().load_state_dict(extra["scaler"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{target}: has corrupt fusion-mlp metadata ({exc})") from None
     if extra.get("version") != METADATA_VERSION or len(scaler.mean_) != FEATURES:
         raise InputError(f"{target}: was written by another version of fusion-mlp")
+    widths = layer_widths(model)
+    if widths is None:
+        raise InputError(f"{target}: the model has no Linear layer; fusion-mlp's models "
+                         f"read {FEATURES} features")
+    if widths[0] != FEATURES:
+        raise InputError(f"{target}: the model reads {widths[0]} features per sample; "
+                         f"fusion-mlp's data has {FEATURES}")
+    if widths[1] != len(CLASSES):
+        raise InputError(f"{target}: the model gives {widths[1]} scores per sample; "
+                         f"fusion-mlp's models give {len(CLASSES)} ({' and '.join(CLASSES)})")
     return model, scaler, extra
