@@ -32,6 +32,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from .files import atomic_write
+
 RENDERED = {".svg", ".png", ".pdf"}
 DOT_SOURCE = {".gv", ".dot"}
 
@@ -94,7 +96,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
     stem, suffix = os.path.splitext(output)
     suffix = suffix.lower()
     if suffix in DOT_SOURCE:
-        with open(output, "w") as f:
+        with atomic_write(output, "w", encoding="utf-8") as f:
             f.write(dot.source)
     elif suffix in RENDERED:
         if shutil.which("dot") is None:
@@ -102,7 +104,14 @@ def cmd_draw(args: argparse.Namespace) -> int:
                   "installed (apt-get install graphviz, brew install graphviz); "
                   f"write the DOT source instead with -o {stem}.gv", file=sys.stderr)
             return 1
-        dot.render(outfile=output, format=suffix[1:], cleanup=True)
+        import graphviz
+
+        try:
+            dot.render(outfile=output, format=suffix[1:], cleanup=True)
+        except (graphviz.ExecutableNotFound, graphviz.CalledProcessError) as error:
+            print(f"fusion draw: graphviz could not draw {output!r}: "
+                  f"{str(error).strip().splitlines()[-1]}", file=sys.stderr)
+            return 1
     else:
         print(f"fusion draw: cannot write {output!r}: the suffix must be one of "
               f"{sorted(RENDERED | DOT_SOURCE)}", file=sys.stderr)
@@ -263,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .core.backend import BackendError
+
     try:
         return args.run(args)
     except BrokenPipeError:  # the reader left (| head): stop quietly, as shell tools do
@@ -271,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as error:  # an optional extra that is not installed
         print(f"fusion {args.command}: {error}", file=sys.stderr)
         return 1
-    except (OSError, ValueError, KeyError, IndexError) as error:
+    except (OSError, ValueError, KeyError, IndexError, BackendError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"fusion {args.command}: {message}", file=sys.stderr)
         return 1

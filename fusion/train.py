@@ -29,6 +29,7 @@ import numpy as np
 from .core.backend import Backend
 from .core.grad_mode import no_grad
 from .core.tensor import Tensor
+from .files import atomic_write, parse_json, read_regular_file
 from .metrics import get_metric
 
 
@@ -99,7 +100,7 @@ class History:
         writer.writerows(zip(*columns.values(), strict=True))
         text = buffer.getvalue()
         if path is not None:
-            with open(path, "w", newline="") as f:
+            with atomic_write(path, "w", newline="", encoding="utf-8") as f:
                 f.write(text)
         return text
 
@@ -110,13 +111,17 @@ class History:
                 for k, values in self.to_dict().items()}
         text = json.dumps(data, indent=1)
         if path is not None:
-            with open(path, "w") as f:
+            with atomic_write(path, "w", encoding="utf-8") as f:
                 f.write(text + "\n")
         return text
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Sequence]) -> History:
-        """A history from :meth:`to_dict`'s layout (e.g. a parsed :meth:`to_json` file)."""
+        """A history from :meth:`to_dict`'s layout (e.g. a parsed :meth:`to_json` file).
+
+        Raises ``ValueError`` saying what is wrong when ``data`` is not of that layout: a
+        mapping of names to equally long lists of numbers (``None`` for nan)."""
+        _check_layout(data)
         history = cls()
         columns = {k: list(v) for k, v in data.items() if k != "epoch"}
         epochs = list(data.get("epoch", range(1, 1 + max(map(len, columns.values()), default=0))))
@@ -127,11 +132,39 @@ class History:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> History:
-        with open(path) as f:
-            return cls.from_dict(json.load(f))
+        """A history from a file written by :meth:`to_json`. Only a regular file is read (a
+        FIFO or a device is refused, not waited on); ``ValueError`` names the file when its
+        content is not a history."""
+        raw = read_regular_file(path, limit=MAX_HISTORY_BYTES)
+        try:
+            return cls.from_dict(parse_json(raw))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{os.fspath(path)}: is not a history ({exc})") from None
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self)}, keys={self.keys()})"
+
+
+#: The largest history file :meth:`History.from_json` reads (a million epochs fit in less).
+MAX_HISTORY_BYTES = 256 * 1024 * 1024
+
+
+def _check_layout(data) -> None:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"expected an object of columns, got {type(data).__name__}")
+    lengths = set()
+    for key, values in data.items():
+        if not isinstance(key, str) or not isinstance(values, list | tuple | range):
+            raise ValueError(f"column {key!r} is not a list of numbers")
+        bad = [v for v in values if v is not None and (isinstance(v, bool)
+                                                       or not isinstance(v, int | float))]
+        if bad:
+            raise ValueError(f"column {key!r} holds {bad[0]!r}, not a number")
+        if key == "epoch" and None in values:
+            raise ValueError("the epoch column has an empty entry")
+        lengths.add(len(values))
+    if len(lengths) > 1:
+        raise ValueError(f"the columns have different lengths {sorted(lengths)}")
 
 
 # --- callbacks ----------------------------------------------------------------------------------

@@ -29,12 +29,13 @@ EPOCH_LINE = re.compile(r"epoch (\d{2})/(\d+) - loss: (\d+\.\d{4}) - val_loss: (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_mlp(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_mlp(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     # this checkout's Fusion, whatever the environment has installed
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     environment = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": path}
     return subprocess.run([sys.executable, "-m", "fusion.examples.mlp", *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, env=environment, timeout=300)
+                          cwd=cwd, capture_output=True, text=True, env=environment,
+                          timeout=timeout)
 
 
 def succeeded(result: subprocess.CompletedProcess) -> str:
@@ -313,6 +314,19 @@ def test_missing_files_are_named(workspace, tmp_path):
     fusion.save(fusion.nn.Sequential(fusion.nn.Linear(30, 2)), plain)
     check_error(run_mlp("predict", "--model", plain, "--data", workspace / "data_valid.csv",
                         cwd=tmp_path), "without the scaler")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_given_as_data_or_model_is_refused_without_blocking(workspace, tmp_path):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    # nobody writes to the FIFO: reading it would block until the time limit fails the test
+    check_error(run_mlp("train", "--train", fifo, "--valid", workspace / "data_valid.csv",
+                        cwd=tmp_path, timeout=60),
+                f"{fifo}: is a FIFO (named pipe), not a regular file", status=1)
+    check_error(run_mlp("predict", "--model", fifo, "--data", workspace / "data_valid.csv",
+                        cwd=tmp_path, timeout=60),
+                f"{fifo}", "is a FIFO (named pipe), not a regular file", status=1)
 
 
 def test_predict_names_a_bad_row_in_its_data(workspace, tmp_path):

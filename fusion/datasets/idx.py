@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import read_regular_file
+
 #: IDX element type codes and the numpy types they hold (big-endian on disk).
 IDX_TYPES = {
     0x08: np.dtype(">u1"),
@@ -57,7 +59,7 @@ class DownloadError(OSError):
 
 
 def _read_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
+    raw = read_regular_file(path)  # a FIFO or a device is refused, not read forever
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:

@@ -19,14 +19,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import fusion
 from fusion import nn, optim
 from fusion.data import DataLoader, StandardScaler, TensorDataset, train_test_split
+from fusion.files import atomic_write
 from fusion.metrics import accuracy, confusion_matrix, f1, format_confusion_matrix
 from fusion.train import EarlyStopping, History, evaluate, fit, predict
 
@@ -69,8 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.lr <= 0:
-        parser.error("--lr must be positive")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        parser.error(f"--lr must be a positive number, got {args.lr}")
     if any(n < 1 for n in args.hidden):
         parser.error("--hidden sizes must be at least 1")
     if args.patience < 0:
@@ -143,11 +146,23 @@ def run(args: argparse.Namespace) -> dict:
         return _run(args)
 
 
+def prepare_output(folder: Path) -> None:
+    """Make ``folder`` and check that a file can be created in it, before any training: a run
+    must not end in an error after all its epochs. Raises ``OSError`` naming the folder."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OSError(f"--out {folder}: cannot be written ({exc.strerror or exc})") from None
+
+
 def _run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     if args.backend:
         fusion.set_backend(args.backend)
     backend = fusion.get_backend().name
+    prepare_output(Path(args.out))
     fusion.manual_seed(args.seed)
     data = load_splits(args.seed)
     X_train, y_train = data["train"]
@@ -182,9 +197,9 @@ def _run(args: argparse.Namespace) -> dict:
     }
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     fusion.save(model, out / "model.safetensors")
-    (out / "scaler.json").write_text(json.dumps(data["scaler"].state_dict()) + "\n")
+    with atomic_write(out / "scaler.json", "w", encoding="utf-8") as f:
+        f.write(json.dumps(data["scaler"].state_dict()) + "\n")
     history.to_csv(out / "history.csv")
     history.to_json(out / "history.json")
     write_learning_curves(history, out / "learning_curves.png",
@@ -231,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as error:
         print(f"fusion-digits: {error}\n(install the example's extras: "
               "pip install 'fusion[examples]')", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"fusion-digits: {error}", file=sys.stderr)
         return 1
     return 0
 

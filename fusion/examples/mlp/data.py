@@ -10,12 +10,15 @@ the command line can print one line and never a traceback.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from fusion.files import NotARegularFileError, atomic_write, open_regular
 
 FEATURES = 30
 COLUMNS = 2 + FEATURES
@@ -75,10 +78,14 @@ def _read_rows(path: str) -> list[tuple[int, list[str]]]:
     if file.is_dir():
         raise InputError(f"{_where(path)}: is a folder, not a CSV file")
     try:
-        with open(file, newline="", encoding="utf-8") as handle:
+        # a regular file only: a FIFO would block, a device would never end
+        with open_regular(file) as raw, \
+                io.TextIOWrapper(raw, encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
             rows = [(reader.line_num, row) for row in reader
                     if any(cell.strip() for cell in row)]
+    except NotARegularFileError as exc:
+        raise InputError(f"{_where(path)}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise InputError(f"{_where(path)}: is not a text CSV file (not UTF-8)") from None
     except csv.Error as exc:
@@ -123,7 +130,7 @@ def read_samples(path: str | os.PathLike) -> Samples:
 def write_rows(path: str | os.PathLike, rows: list[list[str]]) -> None:
     """Write rows of text in the ``data.csv`` format (no header)."""
     try:
-        with open(path, "w", newline="", encoding="utf-8") as handle:
+        with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
             csv.writer(handle, lineterminator="\n").writerows(rows)
     except OSError as exc:
         raise InputError(f"{os.fspath(path)}: cannot be written ({exc.strerror or exc})") \
