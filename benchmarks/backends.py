@@ -4,6 +4,7 @@
     python benchmarks/backends.py --quick    # fewer repetitions, no 1e7 sizes
     python benchmarks/backends.py --only elementwise,reductions,matmul,compile,import,clash
     python benchmarks/backends.py --only clash --busy 2   # thread policies, 2 busy processes
+    python benchmarks/backends.py --only details   # one small call, serial exp/log, accuracy
 
 Written against the backend methods (the primitives), so it measures the backends, not the
 Tensor frontend. Every figure is a median over repetitions taken in interleaved rounds (each
@@ -282,6 +283,7 @@ _IMPORT = (
 def bench_import(reps):
     rows = []
     for label, extra in [
+        ("import numpy (alone: the share of numpy in the rows below)", "numpy only"),
         ("import fusion", None),
         ("+ numpy backend", "numpy"),
         ("+ numba backend", "numba"),
@@ -289,7 +291,9 @@ def bench_import(reps):
         env = dict(os.environ)
         env.pop("FUSION_BACKEND", None)
         code = _IMPORT
-        if extra is None:
+        if extra == "numpy only":
+            code = code.replace("import fusion; b=fusion.get_backend();", "import numpy;")
+        elif extra is None:
             code = code.replace(" b=fusion.get_backend();", "")
         else:
             env["FUSION_BACKEND"] = extra
@@ -399,6 +403,92 @@ def bench_clash(reps, busy=0):
     )
 
 
+def thread_times(contenders: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
+    """Like :func:`median_times`, in CPU seconds of the calling thread (what one core spends,
+    whatever else the machine runs)."""
+    for fn in contenders.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(reps):
+        for name, fn in contenders.items():
+            start = time.thread_time()
+            fn()
+            times[name].append(time.thread_time() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def max_ulp_error(got: np.ndarray, want: np.ndarray, dtype) -> float:
+    """The largest error of ``got`` against ``want`` (computed in a wider type) in units of
+    ``dtype``'s epsilon, relative to the magnitude of ``want``."""
+    wide = want.dtype
+    scale = np.maximum(np.abs(want), np.finfo(dtype).tiny)
+    return float(np.max(np.abs(got.astype(wide) - want) / scale) / np.finfo(dtype).eps)
+
+
+def bench_details(reps):
+    """The figures docs/numba.md quotes outside the tables: the cost of one small call, serial
+    exp and log against numpy, a fresh output against a reused one, and exp and log accuracy."""
+    from fusion.backends.numba.backend import NumbaBackend
+    from fusion.backends.numba.pool import BufferPool
+
+    rows = []
+    numpy_backend = fusion.get_backend("numpy")
+    serial = NumbaBackend()
+    serial.parallel_min = 2**62  # every kernel on the calling thread
+    small = np.random.default_rng(2).standard_normal(1000).astype(np.float32)
+    t = median_times({"raw": lambda: np.add(small, small),
+                      "numpy backend": lambda: numpy_backend.add(small, small),
+                      "numba backend": lambda: serial.add(small, small)}, reps * 200)
+    rows.append(["add, 1000 float32 (one call)",
+                 *[f"{t[k] * 1e6:.2f} us (x{t['raw'] / t[k]:.2f})" for k in t]])
+
+    x = np.random.default_rng(3).uniform(-5, 5, 10**6).astype(np.float32)
+    positive = np.abs(x) + np.float32(0.1)
+    for op, raw, data in (("exp", np.exp, x), ("log", np.log, positive)):
+        kernel = getattr(serial, op)
+        t = thread_times({"raw": lambda raw=raw, data=data: raw(data),
+                          "numpy backend": lambda op=op, data=data:
+                          getattr(numpy_backend, op)(data),
+                          "numba backend": lambda kernel=kernel, data=data: kernel(data)}, reps)
+        rows.append([f"{op}, 1e6 float32, serial (thread CPU time)",
+                     *[f"{t[k] * 1e3:.2f} ms (x{t['raw'] / t[k]:.2f})" for k in t]])
+    print_table("one call", rows, ["workload", "raw numpy", "numpy backend", "numba backend"])
+
+    # a 40 MB output: a fresh mapping whose pages fault on first write, or a pooled block
+    fresh = NumbaBackend()
+    fresh.parallel_min = 2**62
+    fresh.pool = BufferPool(0)
+    pooled = NumbaBackend()
+    pooled.parallel_min = 2**62
+    big = np.random.default_rng(4).standard_normal(10**7).astype(np.float32)
+    t = median_times({"fresh output": lambda: fresh.mul(big, big),
+                      "reused output": lambda: pooled.mul(big, big)}, reps)
+    fresh_ms, reused_ms = t["fresh output"] * 1e3, t["reused output"] * 1e3
+    print_table("mul, two 1e7 float32, serial kernel (numba backend)",
+                [[f"{fresh_ms:.2f} ms", f"{reused_ms:.2f} ms (x{fresh_ms / reused_ms:.2f})"]],
+                ["fresh output (pool off)", "reused output (pool on)"])
+
+    rows = []
+    rng = np.random.default_rng(1)
+    # the reference: float64 for float32, the platform's long double for float64 (on x86, 80
+    # bits; where long double is float64, the float64 row compares with numpy's own results)
+    for dtype, wide in ((np.float32, np.float64), (np.float64, np.longdouble)):
+        hi = 88.0 if dtype == np.float32 else 709.0
+        x = rng.uniform(-hi, hi, 200_000).astype(dtype)
+        want = np.exp(x.astype(wide))
+        normal = want > np.finfo(dtype).tiny
+        y = np.exp(rng.uniform(-hi, hi, 200_000)).astype(dtype)
+        y = y[(y > 0) & np.isfinite(y)]
+        want_log = np.log(y.astype(wide))
+        rows.append([np.dtype(dtype).name, np.dtype(wide).name,
+                     f"{max_ulp_error(serial.exp(x)[normal], want[normal], dtype):.2f}",
+                     f"{max_ulp_error(serial.log(y), want_log, dtype):.2f}",
+                     f"{max_ulp_error(np.exp(x)[normal], want[normal], dtype):.2f}",
+                     f"{max_ulp_error(np.log(y), want_log, dtype):.2f}"])
+    print_table("accuracy over the range: largest relative error, in ulp of the dtype", rows,
+                ["dtype", "reference", "numba exp", "numba log", "numpy exp", "numpy log"])
+
+
 def config_parallel_min() -> int:
     from fusion.backends.numba import config
 
@@ -433,7 +523,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         default="elementwise,reductions,matmul,compile,import",
-        help="comma-separated sections (also: clash)",
+        help="comma-separated sections (also: clash, details)",
     )
     args = parser.parse_args(argv)
     sections = set(args.only.split(","))
@@ -456,6 +546,8 @@ def main(argv: list[str] | None = None) -> None:
         bench_import(5 if args.quick else 11)
     if "clash" in sections:
         bench_clash(1 if args.quick else 3, args.busy)
+    if "details" in sections:
+        bench_details(5 if args.quick else 15)
 
 
 if __name__ == "__main__":

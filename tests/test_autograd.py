@@ -17,7 +17,8 @@ import fusion
 from fusion.core import autograd as F
 from fusion.core.tensor import _apply
 
-#: DESIGN.md's list of differentiable primitives, and the two that only compare.
+#: Every differentiable primitive has its Function (the composite ops are built from these
+#: alone), and the two comparisons have one that carries no gradient.
 DIFFERENTIABLE = ["Relu", "Log", "Exp", "Neg", "Sqrt", "Sin", "Recip", "Sum", "Max", "Maximum",
                   "Add", "Sub", "Mul", "Pow", "Div", "Where", "Cast", "Expand", "Reshape",
                   "Permute", "Pad", "Shrink", "Flip"]

@@ -1,5 +1,5 @@
-"""The Tensor API as a whole: every name issue 2 promises exists, the examples in docstrings
-run, and details outside the per-backend suite (identity, lists as operands)."""
+"""The Tensor API as a whole: every method and function the API offers exists, the examples in
+docstrings run, and details outside the per-backend suite (identity, lists as operands)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Dtype rules: promotion of every pair, weak Python scalars, inference, casts, result dtypes.
 
-The expected dtypes are written out here from DESIGN.md's rules (the later of
-``bool < int32 < int64 < float32 < float64`` wins; a Python scalar takes the tensor's dtype
+The expected dtypes are written out here from Fusion's documented promotion rules (the later
+of ``bool < int32 < int64 < float32 < float64`` wins; a Python scalar takes the tensor's dtype
 unless it is a float meeting an integer tensor, which gives float32), not computed by Fusion.
 """
 
