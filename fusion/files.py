@@ -67,14 +67,14 @@ def open_regular(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     if not stat.S_ISREG(mode):
         raise _refuse(path, mode)
     # non-blocking: if a FIFO took the file's place since the check, opening it cannot hang
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-    flags |= getattr(os, "O_BINARY", 0)
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    flags = os.O_RDONLY | nonblocking | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
     fd = os.open(path, flags)
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise _refuse(path, mode)
-        if hasattr(os, "set_blocking"):
+        if nonblocking:
             os.set_blocking(fd, True)
         handle = os.fdopen(fd, "rb")
     except BaseException:

@@ -310,6 +310,18 @@ def test_strict_mode_raises_naming_the_plugin(make_plugin, monkeypatch, source):
         registry.load([make_plugin(source, "strictly-broken")])
 
 
+def test_strict_mode_loads_every_plugin_then_raises_with_the_cause(make_plugin, monkeypatch):
+    monkeypatch.setenv(STRICT_ENV, "1")
+    registry = Registry()
+    eps = [make_plugin(RAISES_AT_IMPORT, "first-broken"), make_plugin(GOOD),
+           make_plugin(RAISES_IN_HOOK, "second-broken")]
+    with pytest.raises(BackendError, match="'first-broken' failed.*'second-broken' failed") \
+            as raised:
+        registry.load(eps)
+    assert isinstance(raised.value.__cause__, ImportError)  # the traceback is the plugin's
+    assert_still_works(registry)
+
+
 def test_strict_mode_off_with_zero(make_plugin, monkeypatch):
     monkeypatch.setenv(STRICT_ENV, "0")
     registry = Registry()

@@ -246,6 +246,8 @@ class PluginFailure:
     names: tuple[str, ...] = ()
     #: the failure is a name that this plugin and another both register
     conflict: bool = False
+    #: what was raised, for the traceback of strict mode
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
 
 class _NameClash(BackendRegistrationError):
@@ -310,10 +312,11 @@ class Registry:
                 self._clash(clash, plugin_name, package, tuple(attempted))
             else:  # a plugin that registers one name twice is simply broken
                 self.failures.append(PluginFailure(plugin_name, "BackendRegistrationError: "
-                                                   f"{clash}", package, tuple(attempted)))
+                                                   f"{clash}", package, tuple(attempted),
+                                                   exception=clash))
         except Exception as exc:
             self.failures.append(PluginFailure(plugin_name, f"{type(exc).__name__}: {exc}",
-                                               package, tuple(attempted)))
+                                               package, tuple(attempted), exception=exc))
 
     def _clash(self, clash: _NameClash, plugin_name: str, package: str | None,
                attempted: tuple[str, ...]) -> None:
@@ -336,8 +339,9 @@ class Registry:
         if not failures:
             return
         if os.environ.get(STRICT_ENV, "") not in ("", "0"):
+            # the traceback shown is the first failure's
             raise BackendError("; ".join(f"backend plugin {f.plugin!r} failed: {f.error}"
-                                         for f in failures))
+                                         for f in failures)) from failures[0].exception
         messages = []
         for failure in failures:
             if failure.conflict:  # one warning for both plugins

@@ -4,7 +4,11 @@ A safetensors file is an 8-byte little-endian header length, a JSON header namin
 tensor's dtype, shape and byte range, then the raw little-endian bytes. Reading it runs no
 code (unlike pickle), so a file from anywhere is safe to open. Every file is checked whole
 before anything is loaded: a truncated or corrupt file raises
-:class:`FusionSerializationError` naming the file, never a crash or a partial load.
+:class:`FusionSerializationError` naming the file, never a crash or a partial load. Only a
+regular file is read (a FIFO or a device is refused, not waited on or read forever), the
+header is at most :data:`MAX_HEADER_BYTES`, JSON nests at most
+:data:`fusion.files.MAX_JSON_DEPTH` levels and Sequential models :data:`MAX_MODULE_DEPTH`.
+Files are written once and atomically, with the permissions of any new file.
 
 :func:`save` also writes, in the header's ``__metadata__``, a JSON description of the model
 (a :class:`Sequential` of built-in layers and their constructor arguments), which
