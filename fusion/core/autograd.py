@@ -17,6 +17,8 @@ class Function:
     """The record of one primitive in the graph: its parents and what backward needs."""
 
     differentiable = True
+    #: True once :meth:`release` dropped what backward needs.
+    released = False
 
     def __init__(self, needs_input_grad: tuple[bool, ...]):
         self.needs_input_grad = needs_input_grad
@@ -31,6 +33,13 @@ class Function:
 
     def backward(self, grad: Buffer) -> Buffer | tuple[Buffer | None, ...]:
         raise NotImplementedError(f"{self.op} has no gradient")
+
+    def release(self) -> None:
+        """Drop the buffers forward saved for backward (after which backward cannot run)."""
+        saved = vars(self)
+        for name in [name for name, value in saved.items() if isinstance(value, Buffer)]:
+            del saved[name]
+        self.released = True
 
 
 def _sum_to(grad: Buffer, shape: tuple[int, ...]) -> Buffer:

@@ -16,8 +16,9 @@ from .dtypes import DType, bool_
 
 #: Broadcast a constant from one element rather than fill every element above this size.
 _FILL_LIMIT = 1 << 14
-#: Small constants the frontend makes again and again (the 2 of ``x * 2``, relu's 0) are kept.
-#: They are never handed to users, and no primitive writes into its inputs.
+#: Constants the frontend makes again and again (the 2 of ``x * 2``, relu's 0) are kept, each
+#: one read-only element expanded to its shape. They are internal operands only: never a
+#: result handed to a user, who could write into it.
 _CONSTANTS: dict = {}
 _CONSTANTS_MAX = 512
 
@@ -52,15 +53,20 @@ class Buffer:
 
     @staticmethod
     def constant(backend: Backend, shape: tuple[int, ...], value, dtype: DType) -> Buffer:
-        """Like :meth:`full`, but small results are cached: for internal operands only."""
+        """Like :meth:`full`, but cached and read-only: for internal operands only."""
+        if math.prod(shape) == 1:
+            return Buffer.full(backend, shape, value, dtype)  # as cheap as the cache
         key = (backend, shape, dtype, value, type(value), str(value))
         found = _CONSTANTS.get(key)
         if found is None:
-            found = Buffer.full(backend, shape, value, dtype)
-            if found.numel <= _FILL_LIMIT:
-                if len(_CONSTANTS) >= _CONSTANTS_MAX:
-                    _CONSTANTS.clear()
-                _CONSTANTS[key] = found
+            ones = (1,) * len(shape)
+            one = Buffer(backend, backend.full(ones, value, dtype), ones, dtype)
+            if isinstance(one.data, np.ndarray):
+                one.data.flags.writeable = False
+            found = one.expand(shape)
+            if len(_CONSTANTS) >= _CONSTANTS_MAX:
+                _CONSTANTS.clear()
+            _CONSTANTS[key] = found
         return found
 
     def const(self, value) -> Buffer:
@@ -68,8 +74,15 @@ class Buffer:
         return Buffer.constant(self.backend, self.shape, value, self.dtype)
 
     def numpy(self) -> np.ndarray:
-        # numpy's ufuncs give 0-d results as numpy scalars; users are promised an array
+        """The values as a numpy array that may share memory with this buffer (and so with
+        others): read it, never write it or hand it to a user."""
+        # numpy's ufuncs give 0-d results as numpy scalars
         return np.asarray(self.backend.to_numpy(self.data))
+
+    def copy(self) -> Buffer:
+        """The same values in memory of their own (multiplied by one: exact for every value,
+        -0.0 and nan included, and a new array on every backend)."""
+        return self.mul(self.const(1))
 
     # --- unary ---------------------------------------------------------------------------
     def neg(self) -> Buffer:
