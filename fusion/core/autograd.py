@@ -35,11 +35,9 @@ class Function:
         raise NotImplementedError(f"{self.op} has no gradient")
 
     def release(self) -> None:
-        """Drop the buffers forward saved for backward (after which backward cannot run)."""
-        saved = vars(self)
-        for name in [name for name, value in saved.items() if isinstance(value, Buffer)]:
-            del saved[name]
-        self.released = True
+        """Drop what forward saved for backward (after which backward cannot run)."""
+        self.__dict__ = {"needs_input_grad": self.needs_input_grad, "parents": self.parents,
+                         "released": True}
 
 
 def _sum_to(grad: Buffer, shape: tuple[int, ...]) -> Buffer:

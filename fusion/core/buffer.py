@@ -16,9 +16,9 @@ from .dtypes import DType, bool_
 
 #: Broadcast a constant from one element rather than fill every element above this size.
 _FILL_LIMIT = 1 << 14
-#: Constants the frontend makes again and again (the 2 of ``x * 2``, relu's 0) are kept, each
-#: one read-only element expanded to its shape. They are internal operands only: never a
-#: result handed to a user, who could write into it.
+#: Small constants the frontend makes again and again (the 2 of ``x * 2``, relu's 0) are kept,
+#: read-only. They are internal operands only, never a result handed to a user (who could
+#: write into it), and no primitive writes into its inputs.
 _CONSTANTS: dict = {}
 _CONSTANTS_MAX = 512
 
@@ -53,20 +53,18 @@ class Buffer:
 
     @staticmethod
     def constant(backend: Backend, shape: tuple[int, ...], value, dtype: DType) -> Buffer:
-        """Like :meth:`full`, but cached and read-only: for internal operands only."""
-        if math.prod(shape) == 1:
-            return Buffer.full(backend, shape, value, dtype)  # as cheap as the cache
+        """Like :meth:`full`, but small results are cached and read-only: for internal
+        operands only."""
         key = (backend, shape, dtype, value, type(value), str(value))
         found = _CONSTANTS.get(key)
         if found is None:
-            ones = (1,) * len(shape)
-            one = Buffer(backend, backend.full(ones, value, dtype), ones, dtype)
-            if isinstance(one.data, np.ndarray):
-                one.data.flags.writeable = False
-            found = one.expand(shape)
-            if len(_CONSTANTS) >= _CONSTANTS_MAX:
-                _CONSTANTS.clear()
-            _CONSTANTS[key] = found
+            found = Buffer.full(backend, shape, value, dtype)
+            if found.numel <= _FILL_LIMIT:
+                if isinstance(found.data, np.ndarray):
+                    found.data.flags.writeable = False
+                if len(_CONSTANTS) >= _CONSTANTS_MAX:
+                    _CONSTANTS.clear()
+                _CONSTANTS[key] = found
         return found
 
     def const(self, value) -> Buffer:

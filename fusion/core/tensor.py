@@ -82,20 +82,22 @@ class _FreedBuffer:
                            "retain_graph=True to backward() to keep them")
 
 
-def _freed(t: Tensor, done: dict[int, Tensor]) -> Tensor:
-    """``t`` as a graph keeps it after backward: a leaf that requires grad stays itself (an
-    optimizer holds it anyway); anything else becomes a stand-in without values, made once."""
+def _stand_in(t: Tensor, done: dict[int, Tensor]) -> Tensor:
+    """What a graph keeps of ``t`` after backward: a leaf that requires grad stays itself (an
+    optimizer holds it anyway); anything else becomes a stand-in with the op, shape and dtype
+    but no values, made once (``done``)."""
     if t.requires_grad and t._ctx is None:
         return t
-    found = done.get(id(t))
-    if found is None:
-        found = done[id(t)] = _new(Tensor)
-        found.data = _FreedBuffer(t.data)
-        found.grad = None
-        found.requires_grad = t.requires_grad
-        found._ctx = t._ctx
-        found._op = t._op
-    return found
+    out = done.get(id(t))
+    if out is not None:
+        return out
+    out = done[id(t)] = _new(Tensor)
+    out.data = _FreedBuffer(t.data)
+    out.grad = None
+    out.requires_grad = t.requires_grad
+    out._ctx = t._ctx
+    out._op = t._op
+    return out
 
 
 def _wrap(buffer: Buffer, requires_grad: bool = False) -> Tensor:
@@ -404,7 +406,7 @@ class Tensor:
                     grads[key] = pgrad if key not in grads else grads[key].add(pgrad)
             if not retain_graph:
                 ctx.release()
-                ctx.parents = tuple([_freed(parent, freed) for parent in ctx.parents])
+                ctx.parents = tuple([_stand_in(parent, freed) for parent in ctx.parents])
 
     def zero_grad(self) -> None:
         self.grad = None
