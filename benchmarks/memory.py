@@ -72,7 +72,7 @@ def main() -> None:
     print(f"backend {args.backend}")
     print(f"{'model':24} {'kept loss, freed':>18} {'retained':>12} {'step freed':>12} "
           f"{'retained':>10} {'ratio':>7}")
-    for name, (sizes, batch) in SHAPES.items():
+    for sizes, batch in SHAPES.values():
         loss_of = _setup(args.backend, sizes, batch)
         freed = kept_bytes(loss_of, retain=False)
         retained = kept_bytes(loss_of, retain=True)
