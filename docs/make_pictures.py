@@ -52,7 +52,6 @@ def main() -> None:
     small = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     with record_scopes(small) as scopes:
         loss = nn.CrossEntropyLoss()(small(fusion.randn(5, 3)), fusion.Tensor([0, 1, 1, 0, 1]))
-    loss.backward()
     draw_graph(loss, show_values=False, params=dict(small.named_parameters()),
                scopes=scopes, collapse=1).render(outfile=HERE / "graph.svg", format="svg",
                                                  cleanup=True)

@@ -215,7 +215,8 @@ def _resolve_mode(monitor: str, mode: str) -> str:
 
 def _copy_state(model) -> dict[str, np.ndarray]:
     """A snapshot of the weights that later steps cannot change."""
-    return {name: np.array(value.numpy() if isinstance(value, Tensor) else value, copy=True)
+    # Tensor.numpy() is a copy already
+    return {name: value.numpy() if isinstance(value, Tensor) else np.array(value, copy=True)
             for name, value in model.state_dict().items()}
 
 

@@ -17,6 +17,8 @@ class Function:
     """The record of one primitive in the graph: its parents and what backward needs."""
 
     differentiable = True
+    #: True once :meth:`release` dropped what backward needs.
+    released = False
 
     def __init__(self, needs_input_grad: tuple[bool, ...]):
         self.needs_input_grad = needs_input_grad
@@ -31,6 +33,11 @@ class Function:
 
     def backward(self, grad: Buffer) -> Buffer | tuple[Buffer | None, ...]:
         raise NotImplementedError(f"{self.op} has no gradient")
+
+    def release(self) -> None:
+        """Drop what forward saved for backward (after which backward cannot run)."""
+        self.__dict__ = {"needs_input_grad": self.needs_input_grad, "parents": self.parents,
+                         "released": True}
 
 
 def _sum_to(grad: Buffer, shape: tuple[int, ...]) -> Buffer:

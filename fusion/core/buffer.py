@@ -16,8 +16,9 @@ from .dtypes import DType, bool_
 
 #: Broadcast a constant from one element rather than fill every element above this size.
 _FILL_LIMIT = 1 << 14
-#: Small constants the frontend makes again and again (the 2 of ``x * 2``, relu's 0) are kept.
-#: They are never handed to users, and no primitive writes into its inputs.
+#: Small constants the frontend makes again and again (the 2 of ``x * 2``, relu's 0) are kept,
+#: read-only. They are internal operands only, never a result handed to a user (who could
+#: write into it), and no primitive writes into its inputs.
 _CONSTANTS: dict = {}
 _CONSTANTS_MAX = 512
 
@@ -52,12 +53,15 @@ class Buffer:
 
     @staticmethod
     def constant(backend: Backend, shape: tuple[int, ...], value, dtype: DType) -> Buffer:
-        """Like :meth:`full`, but small results are cached: for internal operands only."""
+        """Like :meth:`full`, but small results are cached and read-only: for internal
+        operands only."""
         key = (backend, shape, dtype, value, type(value), str(value))
         found = _CONSTANTS.get(key)
         if found is None:
             found = Buffer.full(backend, shape, value, dtype)
             if found.numel <= _FILL_LIMIT:
+                if isinstance(found.data, np.ndarray):
+                    found.data.flags.writeable = False
                 if len(_CONSTANTS) >= _CONSTANTS_MAX:
                     _CONSTANTS.clear()
                 _CONSTANTS[key] = found
@@ -68,8 +72,15 @@ class Buffer:
         return Buffer.constant(self.backend, self.shape, value, self.dtype)
 
     def numpy(self) -> np.ndarray:
-        # numpy's ufuncs give 0-d results as numpy scalars; users are promised an array
+        """The values as a numpy array that may share memory with this buffer (and so with
+        others): read it, never write it or hand it to a user."""
+        # numpy's ufuncs give 0-d results as numpy scalars
         return np.asarray(self.backend.to_numpy(self.data))
+
+    def copy(self) -> Buffer:
+        """The same values in memory of their own (multiplied by one: exact for every value,
+        -0.0 and nan included, and a new array on every backend)."""
+        return self.mul(self.const(1))
 
     # --- unary ---------------------------------------------------------------------------
     def neg(self) -> Buffer:

@@ -18,6 +18,7 @@ from . import random as _rng
 from .backend import Backend, get_backend
 from .buffer import Buffer
 from .dtypes import (
+    DTYPES,
     DType,
     bool_,
     check_fits,
@@ -32,6 +33,8 @@ from .dtypes import (
 from .grad_mode import _grad_enabled
 
 _SCALARS = (bool, int, float, np.bool_, np.integer, np.floating)
+#: numpy dtypes that are exactly a Fusion dtype (what from_numpy can share without converting)
+_NATIVE_DTYPES = {d.np: d for d in DTYPES}
 
 
 def _apply(fn: type[F.Function], *tensors: Tensor, **kwargs) -> Tensor:
@@ -62,6 +65,41 @@ def _constant(buffer: Buffer) -> Tensor:
     return out
 
 
+class _FreedBuffer:
+    """What a tensor that backward() dropped from a graph keeps: shape, dtype and backend."""
+
+    __slots__ = ("backend", "shape", "dtype")
+
+    def __init__(self, buffer: Buffer):
+        self.backend, self.shape, self.dtype = buffer.backend, buffer.shape, buffer.dtype
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def numpy(self):
+        raise RuntimeError("the values of this tensor were freed by backward(); pass "
+                           "retain_graph=True to backward() to keep them")
+
+
+def _stand_in(t: Tensor, done: dict[int, Tensor]) -> Tensor:
+    """What a graph keeps of ``t`` after backward: a leaf that requires grad stays itself (an
+    optimizer holds it anyway); anything else becomes a stand-in with the op, shape and dtype
+    but no values, made once (``done``)."""
+    if t.requires_grad and t._ctx is None:
+        return t
+    out = done.get(id(t))
+    if out is not None:
+        return out
+    out = done[id(t)] = _new(Tensor)
+    out.data = _FreedBuffer(t.data)
+    out.grad = None
+    out.requires_grad = t.requires_grad
+    out._ctx = t._ctx
+    out._op = t._op
+    return out
+
+
 def _wrap(buffer: Buffer, requires_grad: bool = False) -> Tensor:
     out = _new(Tensor)
     out.data = buffer
@@ -73,7 +111,13 @@ def _wrap(buffer: Buffer, requires_grad: bool = False) -> Tensor:
 
 
 def _to_numpy_array(data, dtype: DType | None) -> tuple[np.ndarray, DType]:
-    """Turn user data (number, nested list, numpy array) into an array of a Fusion dtype."""
+    """Turn user data (number, nested list, numpy array) into a new array of a Fusion dtype.
+
+    The result never shares memory with ``data``, so a later write to the caller's array
+    cannot reach a tensor.
+    """
+    # numpy builds a new array from Python numbers and lists; anything else may be shared
+    fresh = isinstance(data, list | tuple | bool | int | float)
     if isinstance(data, np.ndarray | np.generic):
         array = np.asarray(data)
         if array.dtype.kind not in "biuf":
@@ -100,7 +144,9 @@ def _to_numpy_array(data, dtype: DType | None) -> tuple[np.ndarray, DType]:
                         default_int if array.dtype.kind in "iu" else default_float)
     dtype = inferred if dtype is None else to_dtype(dtype)
     if array.dtype != dtype.np:
-        array = array.astype(dtype.np)
+        array = array.astype(dtype.np)  # a new array
+    elif not fresh:
+        array = array.copy()
     return array, dtype
 
 
@@ -135,6 +181,11 @@ def _shape_arg(shape) -> tuple[int, ...]:
 class Tensor:
     """An n-dimensional array on a backend, with reverse-mode automatic differentiation.
 
+    ``Tensor(data)`` copies ``data`` (a number, a nested list, a numpy array or another
+    tensor), as ``torch.tensor`` does: a later write to the caller's array does not change the
+    tensor. :func:`fusion.from_numpy` shares the array's memory instead. A tensor's own memory
+    is never handed out: :meth:`numpy` returns a copy.
+
     >>> x = fusion.Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     >>> (x * x).sum().backward()
     >>> x.grad.tolist()
@@ -148,7 +199,7 @@ class Tensor:
     def __init__(self, data, dtype=None, requires_grad: bool = False,
                  backend: str | Backend | None = None):
         if isinstance(data, Tensor):
-            data = data.numpy()
+            data = data.data.numpy()  # shared, and copied just below
         array, dtype = _to_numpy_array(data, dtype)
         self.data = Buffer.from_numpy(get_backend(backend), array, dtype)
         self.grad: Tensor | None = None
@@ -192,20 +243,37 @@ class Tensor:
 
     # --- conversion ----------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
-        """The values as a numpy array (it may share memory with the tensor: do not write)."""
-        return self.data.numpy()
+        """The values as a new, writable numpy array (C order) of the tensor's dtype.
+
+        Unlike PyTorch's ``Tensor.numpy()``, this is a copy: writing to it changes neither
+        the tensor nor anything computed from it (backends share memory between tensors, and a
+        write there would reach gradients and other results). To share memory with numpy in
+        the other direction, make the tensor with :func:`fusion.from_numpy`.
+
+        >>> a = fusion.Tensor([1.0, 2.0]).numpy()
+        >>> a[0] = 5.0  # the tensor still holds [1.0, 2.0]
+        """
+        return self.data.numpy().copy()
 
     def __array__(self, dtype=None, copy=None):
-        array = np.asarray(self.numpy())
-        return array if dtype is None else array.astype(dtype)
+        """numpy's conversion protocol: ``np.array(t)`` and ``np.asarray(t)`` give a copy.
+
+        A tensor's memory is never shared with numpy, so ``copy=False`` (which forbids a copy)
+        raises ValueError, as numpy's own rule for that argument asks.
+        """
+        if copy is False:
+            raise ValueError("a Tensor cannot be converted to a numpy array without a copy "
+                             "(its memory is never shared); use copy=None or copy=True")
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype, copy=False)
 
     def item(self):
         if self.numel() != 1:
             raise ValueError(f"item() needs a tensor of one element, not shape {self.shape}")
-        return self.numpy().reshape(()).item()
+        return self.data.numpy().reshape(()).item()
 
     def tolist(self):
-        return self.numpy().tolist()
+        return self.data.numpy().tolist()
 
     def __float__(self) -> float:
         return float(self.item())
@@ -245,7 +313,7 @@ class Tensor:
         return self.cast(default_float)
 
     def __repr__(self) -> str:
-        values = np.array2string(self.numpy(), separator=", ", prefix="Tensor(")
+        values = np.array2string(self.data.numpy(), separator=", ", prefix="Tensor(")
         extra = f", op={self._op}" if self._op else ""
         grad = ", requires_grad=True" if self.requires_grad else ""
         return (f"Tensor({values}, shape={self.shape}, dtype={self.dtype.name}, "
@@ -272,8 +340,26 @@ class Tensor:
                         stack.append((parent, False))
         return order
 
-    def backward(self, gradient: Tensor | None = None) -> None:
-        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
+    def backward(self, gradient: Tensor | None = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        ``gradient`` (d(output)/d(self), of self's shape) may be left out when self has one
+        element. Every leaf's gradient is a new tensor of its own, never ``gradient`` itself
+        nor another leaf's.
+
+        Afterwards the graph keeps its structure (its ops, shapes and dtypes, for drawing) but
+        lets go of the values its ops saved and of the intermediate tensors it held, so that a
+        loss kept after backward costs little memory; a second backward through it raises
+        RuntimeError. ``retain_graph=True`` keeps everything, so that backward can run again
+        (gradients then add up).
+
+        >>> x = fusion.Tensor([1.0, 2.0], requires_grad=True)
+        >>> y = (x * x).sum()
+        >>> y.backward(retain_graph=True)
+        >>> y.backward()
+        >>> x.grad.tolist()
+        [4.0, 8.0]
+        """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad "
                                "(no input of its graph has requires_grad=True)")
@@ -282,30 +368,45 @@ class Tensor:
                 raise RuntimeError(
                     f"backward() without a gradient needs a single-element tensor, "
                     f"not shape {self.shape}; reduce it first (e.g. .sum()) or pass gradient=")
-            seed = self.data.const(1)
+            seed = Buffer.full(self.data.backend, self.shape, 1, self.dtype)
         else:
             gradient = self._operand(gradient)
             if gradient.shape != self.shape:
                 raise ValueError(f"gradient of shape {gradient.shape} for a tensor of shape "
                                  f"{self.shape}")
             seed = gradient.data.cast(self.dtype)
+        order = self._topological_order()
+        for node in order:
+            if node._ctx is not None and node._ctx.released:
+                raise RuntimeError(
+                    "backward() through a graph that an earlier backward() already freed "
+                    f"(at a {node._ctx.op} op); call the first backward(retain_graph=True) "
+                    "to run backward through the same graph again")
         grads: dict[int, Buffer] = {id(self): seed}
-        for node in reversed(self._topological_order()):
+        freed: dict[int, Tensor] = {}
+        for node in reversed(order):
             grad = grads.pop(id(node), None)
-            if grad is None:
-                continue
             ctx = node._ctx
             if ctx is None:
-                node.grad = _wrap(grad if node.grad is None else node.grad.data.add(grad))
+                if grad is not None:
+                    # a copy: the incoming gradient may be ``gradient`` itself, or go to
+                    # another leaf too (x + w hands both the same one)
+                    node.grad = _wrap(grad.copy() if node.grad is None
+                                      else node.grad.data.add(grad))
                 continue
-            parent_grads = ctx.backward(grad)
-            if not isinstance(parent_grads, tuple):
-                parent_grads = (parent_grads,)
-            for parent, pgrad, needed in zip(ctx.parents, parent_grads, ctx.needs_input_grad):
-                if pgrad is None or not needed:
-                    continue
-                key = id(parent)
-                grads[key] = pgrad if key not in grads else grads[key].add(pgrad)
+            if grad is not None:
+                parent_grads = ctx.backward(grad)
+                if not isinstance(parent_grads, tuple):
+                    parent_grads = (parent_grads,)
+                for parent, pgrad, needed in zip(ctx.parents, parent_grads,
+                                                 ctx.needs_input_grad, strict=False):
+                    if pgrad is None or not needed:
+                        continue
+                    key = id(parent)
+                    grads[key] = pgrad if key not in grads else grads[key].add(pgrad)
+            if not retain_graph:
+                ctx.release()
+                ctx.parents = tuple([_stand_in(parent, freed) for parent in ctx.parents])
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -1154,7 +1255,35 @@ def randint(low: int, high: int, shape, backend=None) -> Tensor:
 
 
 def tensor(data, dtype=None, requires_grad: bool = False, backend=None) -> Tensor:
+    """A new tensor holding a copy of ``data``; the same as :class:`Tensor`."""
     return Tensor(data, dtype=dtype, requires_grad=requires_grad, backend=backend)
+
+
+def from_numpy(array: np.ndarray, backend=None) -> Tensor:
+    """A tensor that shares ``array``'s memory, where the backend keeps numpy arrays (the
+    numpy and numba backends; another backend may have to copy).
+
+    Writes to ``array`` show through: they change the tensor, every view of it (reshapes,
+    slices, transposes) and whatever is computed from it afterwards, including a backward
+    pass through a graph that used it. Fusion itself never writes into it. The array must
+    already have one of Fusion's dtypes (bool, int32, int64, float32, float64); use
+    :class:`Tensor`, which copies and converts, for anything else.
+
+    >>> a = np.zeros(3, dtype=np.float32)
+    >>> t = fusion.from_numpy(a)
+    >>> a[0] = 1.0
+    >>> t.tolist()
+    [1.0, 0.0, 0.0]
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy array, got {type(array).__name__}; "
+                        "fusion.Tensor(data) copies any array-like")
+    dtype = _NATIVE_DTYPES.get(array.dtype)
+    if dtype is None:
+        raise TypeError(f"from_numpy shares memory, so it needs an array of dtype bool, int32, "
+                        f"int64, float32 or float64 (native byte order), got {array.dtype}; "
+                        "convert it with astype() or copy it with fusion.Tensor(array)")
+    return _wrap(Buffer.from_numpy(get_backend(backend), array, dtype))
 
 
 def cat(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:

@@ -82,7 +82,9 @@ class TensorDataset(Dataset):
     """Samples that are rows of arrays of one length: ``ds[i]`` is ``(a[i], b[i], ...)``.
 
     The arrays (Tensors, numpy arrays or lists) are kept on the host as numpy arrays, so a
-    batch is one slice of each array, moved to the backend in one piece. Batches go to the
+    batch is one slice of each array, copied to the backend in one piece. A numpy array is kept
+    as it is, without a copy (datasets can be large): a later write to it changes the samples
+    served from then on, never a batch already made. Batches go to the
     backend of the first Tensor given, or else to the current default backend.
 
     >>> ds = TensorDataset(np.arange(6.0).reshape(3, 2), np.array([0, 1, 0]))

@@ -42,8 +42,8 @@ class StandardScaler:
         x = x.detach()._float()
         mean = x.mean(axis=0)
         var = x.var(axis=0, correction=0)
-        self.mean_ = mean.numpy().copy()
-        self.var_ = var.numpy().copy()
+        self.mean_ = mean.numpy()
+        self.var_ = var.numpy()
         std = np.sqrt(self.var_)
         # a (numerically) constant column would divide by ~0: leave it unscaled
         tiny = 10 * np.finfo(std.dtype).eps * np.maximum(np.abs(self.mean_), 1.0)

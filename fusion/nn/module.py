@@ -330,8 +330,8 @@ class Module:
 
         Everything is checked before anything is loaded, so a failure leaves the module as it
         was. A shape that differs is always an error; with ``strict`` (the default), so are
-        missing and unexpected names. Values are converted to the dtype and backend of what
-        they replace. Returns the missing and unexpected names.
+        missing and unexpected names. Values are copied, converted to the dtype and backend of
+        what they replace. Returns the missing and unexpected names.
 
         >>> model = Linear(2, 1)
         >>> model.load_state_dict(Linear(2, 1).state_dict())
@@ -374,13 +374,9 @@ class Module:
         for name, value in ready.items():
             module, key, kind = slots[name]
             current = getattr(module, key)
-            backend = current.data.backend
-            if isinstance(value, Tensor):
-                tensor = value.detach().to(backend)
-            else:
-                tensor = Tensor(np.asarray(value, order="C"), dtype=current.dtype,
-                                backend=backend)
-            tensor = tensor.cast(current.dtype).detach()
+            # a copy in the module's dtype and backend: the module never shares storage with
+            # what it was loaded from, so a later write to that array cannot reach it
+            tensor = Tensor(value, dtype=current.dtype, backend=current.data.backend)
             if kind == "param":
                 current.data = tensor.data
             else:

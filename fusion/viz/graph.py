@@ -36,7 +36,10 @@ _FRAME = "#f6f6f6"
 
 def _summary(t: Tensor) -> str:
     """A few values, enough to recognise a small tensor."""
-    values = t.numpy()
+    try:
+        values = t.numpy()
+    except RuntimeError:  # an intermediate tensor that backward() let go of
+        return "freed by backward()"
     if values.size <= 4:
         return np.array2string(values.reshape(-1), precision=4, separator=", ")
     return f"mean {float(values.astype(np.float64).mean()):.4g}"
@@ -223,6 +226,10 @@ def draw_graph(tensor: Tensor | Sequence[Tensor] | Mapping[str, Tensor],
 
     Render with ``.render("graph", format="svg")`` where graphviz's ``dot`` program is
     installed; ``.source`` is the DOT text.
+
+    After ``backward()`` the graph keeps its ops, shapes and dtypes but not the intermediate
+    tensors themselves: draw it before, or call ``backward(retain_graph=True)``, to see their
+    values, their saved values or the frames of ``scopes``.
 
     >>> x = fusion.Tensor([1.0, 2.0], requires_grad=True)
     >>> dot = draw_graph((x * x).sum())

@@ -287,7 +287,8 @@ class NumbaBackend(Backend):
     # --- ternary -------------------------------------------------------------------------
     def where(self, cond, x, y):
         if cond.size and (_is_scalar_broadcast(cond) or cond.size == 1):
-            return x if cond.reshape(-1)[0] else y  # a broadcast condition picks one side
+            # a broadcast condition picks one side, copied: a result is never an input itself
+            return np.array(x if cond.reshape(-1)[0] else y, order="C")
         return self._map("where", x.dtype, cond, x, y)
 
     # --- reduce --------------------------------------------------------------------------
