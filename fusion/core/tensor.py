@@ -780,11 +780,13 @@ class Tensor:
                             math.prod(self.shape[start:end + 1]), *self.shape[end + 1:])
 
     def squeeze(self, axis=None) -> Tensor:
-        """Drop the size-1 axes named (all of them if None)."""
+        """Drop axes of size 1 (all of them, or those named); a 0-d tensor takes axis 0 or -1
+        and stays as it is, as in torch."""
+        if self.ndim == 0:
+            self._axes(axis)  # checks the axes: 0 and -1 only
+            return self
         axes = ([i for i, n in enumerate(self.shape) if n == 1] if axis is None
                 else self._axes(axis))
-        if axes and self.ndim == 0:
-            raise IndexError(f"squeeze({axis}) of a 0-d tensor, which has no axes")
         for a in axes:
             if self.shape[a] != 1:
                 raise ValueError(f"cannot squeeze axis {a} of size {self.shape[a]}")
@@ -880,7 +882,30 @@ class Tensor:
             *[r * size for r, size in zip(repeats, x.shape)])
 
     def __getitem__(self, index) -> Tensor:
-        return _getitem(self, index)
+        """numpy's indexing: ints, slices, None, ``...``, integer tensors and boolean masks;
+        integer tensors select (an inf elsewhere never reaches the result)."""
+        from . import indexing
+
+        return indexing.getitem(self, index)
+
+    def gather(self, axis: int, index) -> Tensor:
+        """torch's ``gather``: ``out[i][j] = self[index[i][j]][j]`` for ``axis=0``, and so on."""
+        from . import indexing
+
+        return indexing.gather(self, axis, index)
+
+    def scatter_add(self, axis: int, index, src) -> Tensor:
+        """torch's ``scatter_add``, out of place: ``src`` added at the positions ``index``
+        names along ``axis`` (repeats add up)."""
+        from . import indexing
+
+        return indexing.scatter_add(self, axis, index, src)
+
+    def index_select(self, axis: int, index) -> Tensor:
+        """The positions of a 1-D integer ``index`` along ``axis``."""
+        from . import indexing
+
+        return indexing.index_select(self, axis, index)
 
     # --- linear algebra ------------------------------------------------------------------
     def matmul(self, other) -> Tensor:
@@ -958,103 +983,6 @@ def _less_equal(x: Tensor, y: Tensor) -> Tensor:
     if x.dtype.is_float:
         return _apply(F.Less, x, y).logical_or(_apply(F.Equal, x, y))
     return _apply(F.Less, y, x).logical_not()
-
-
-# --- indexing ---------------------------------------------------------------------------------
-def _is_index_tensor(item) -> bool:
-    return isinstance(item, Tensor | list | np.ndarray)
-
-
-def _getitem(x: Tensor, index) -> Tensor:
-    """numpy's basic indexing (ints, slices with steps, None, Ellipsis), plus one integer
-    tensor along one axis, which picks positions as ``numpy.take`` does."""
-    if not isinstance(index, tuple):
-        index = (index,)
-    if sum(i is Ellipsis for i in index) > 1:
-        raise IndexError("an index can only have a single ellipsis")
-    if sum(_is_index_tensor(i) for i in index) > 1:
-        raise IndexError("indexing with tensors is supported along one axis only")
-    consumed = sum(1 for i in index if i is not None and i is not Ellipsis)
-    if consumed > x.ndim:
-        raise IndexError(f"too many indices ({consumed}) for a tensor of {x.ndim} dimensions")
-    fill = (slice(None),) * (x.ndim - consumed)
-    at = next((k for k, i in enumerate(index) if i is Ellipsis), len(index))
-    index = index[:at] + fill + index[at + 1:]
-
-    bounds, flips, strides, shape = [], [], [], []
-    gather = None  # (position in ``shape``, index)
-    axis = 0
-    for item in index:
-        if item is None:
-            shape.append(1)
-            continue
-        size = x.shape[axis]
-        if _is_index_tensor(item):
-            bounds.append((0, size))
-            gather = (len(shape), item)
-            shape.append(size)
-        elif isinstance(item, slice):
-            start, stop, step = item.indices(size)
-            count = len(range(start, stop, step))
-            if count == 0:
-                bounds.append((0, 0))
-            elif step > 0:
-                bounds.append((start, start + (count - 1) * step + 1))
-            else:
-                bounds.append((start + (count - 1) * step, start + 1))
-                flips.append(axis)
-            if abs(step) > 1 and count > 1:
-                strides.append((axis, abs(step), count))
-            shape.append(count)
-        elif isinstance(item, int | np.integer) and not isinstance(item, bool):
-            i = int(item)
-            if not -size <= i < size:
-                raise IndexError(f"index {i} is out of range for axis {axis} of size {size}")
-            i %= size
-            bounds.append((i, i + 1))
-        else:
-            raise IndexError(f"unsupported index {item!r}")
-        axis += 1
-
-    out = x.shrink(bounds) if bounds else x
-    if flips:
-        out = out.flip(flips)
-    for ax, step, count in strides:
-        out = _stride(out, ax, step, count)
-    out = out.reshape(*shape)
-    return out if gather is None else _gather(out, *gather)
-
-
-def _stride(x: Tensor, axis: int, step: int, count: int) -> Tensor:
-    """Every ``step``-th element along ``axis`` starting at 0 (``count`` of them)."""
-    x = x.pad([(0, 0)] * axis + [(0, count * step - x.shape[axis])] + [(0, 0)] * (
-        x.ndim - axis - 1))
-    x = x.reshape(*x.shape[:axis], count, step, *x.shape[axis + 1:])
-    x = x.shrink([None] * (axis + 1) + [(0, 1)] + [None] * (x.ndim - axis - 2))
-    return x.reshape(*x.shape[:axis + 1], *x.shape[axis + 2:])
-
-
-def _gather(x: Tensor, axis: int, index) -> Tensor:
-    """Pick along ``axis`` the positions in ``index`` (an integer tensor of any shape)."""
-    index = x._operand(index) if not isinstance(index, Tensor) else index
-    if index.dtype.is_float or index.dtype is bool_:
-        raise IndexError(f"tensor indices must be integers, not {index.dtype.name}")
-    size = x.shape[axis]
-    values = index.numpy()
-    if values.size and (values.min() < -size or values.max() >= size):
-        raise IndexError(f"index out of range for axis {axis} of size {size}")
-    index = (index < 0).where(index + size, index)
-    # one-hot (index..., size), contracted with x's axis moved to the front
-    one_hot = (index.unsqueeze(-1) == arange(size, backend=x.data.backend)).cast(
-        x.dtype if x.dtype is not bool_ else default_int)
-    moved = x.permute(axis, *[a for a in range(x.ndim) if a != axis])
-    rest = moved.shape[1:]
-    picked = one_hot.reshape(-1, size).matmul(moved.cast(one_hot.dtype).reshape(size, -1))
-    picked = picked.reshape(*index.shape, *rest).cast(x.dtype)
-    # put the index axes where ``axis`` was
-    k = index.ndim
-    order = [*range(k, k + axis), *range(k), *range(k + axis, k + len(rest))]
-    return picked.permute(*order)
 
 
 # --- creation -----------------------------------------------------------------------------------
@@ -1164,6 +1092,10 @@ def cat(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
         raise ValueError("cat of no tensors")
     first = tensors[0]
     tensors = [first._operand(t) for t in tensors]
+    zero_d = next((i for i, t in enumerate(tensors) if t.ndim == 0), None)
+    if zero_d is not None:
+        raise ValueError(f"cat joins tensors along an existing axis, but tensor {zero_d} is "
+                         "0-d; use fusion.stack, or reshape it to (1,)")
     axis = first._axis(axis)
     dtype = tensors[0].dtype
     for t in tensors[1:]:
@@ -1178,7 +1110,8 @@ def cat(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
         n = t.shape[axis]
         widths = [(0, 0)] * t.ndim
         widths[axis] = (offset, total - offset - n)
-        piece = t.cast(dtype).pad(widths)
+        # -0.0 around each piece: v + -0.0 is v for every v, the sign of a zero included
+        piece = t.cast(dtype).pad(widths, value=-0.0 if dtype.is_float else 0)
         out = piece if out is None else (out.logical_or(piece) if dtype is bool_ else out + piece)
         offset += n
     return out

@@ -8,6 +8,7 @@ from .autograd import TestAutograd, TestEndToEnd
 from .dtypes import TestDtypes
 from .edge_cases import TestEdgeCases, TestErrors
 from .elementwise import TestBroadcasting, TestElementwise
+from .gathering import TestGathering, TestShapeEdgeCases
 from .linalg import TestLinalg, TestLosses
 from .movement import TestIndexing, TestMovement
 from .primitives import TestPrimitives
@@ -25,11 +26,13 @@ __all__ = [
     "TestElementwise",
     "TestEndToEnd",
     "TestErrors",
+    "TestGathering",
     "TestIndexing",
     "TestLinalg",
     "TestLosses",
     "TestMovement",
     "TestPrimitives",
     "TestReductions",
+    "TestShapeEdgeCases",
     "TestSpecialValues",
 ]
