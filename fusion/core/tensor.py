@@ -907,6 +907,42 @@ class Tensor:
 
         return indexing.index_select(self, axis, index)
 
+    def cumsum(self, axis: int = 0) -> Tensor:
+        """Running sums along ``axis``; bool and int32 sums are int64."""
+        from . import positional
+
+        return positional.cumsum(self, axis)
+
+    def tril(self, k: int = 0) -> Tensor:
+        """Zero above the ``k``-th diagonal of the last two axes."""
+        from . import positional
+
+        return positional.tril(self, k)
+
+    def triu(self, k: int = 0) -> Tensor:
+        """Zero below the ``k``-th diagonal of the last two axes."""
+        from . import positional
+
+        return positional.triu(self, k)
+
+    def roll(self, shifts, axis=None) -> Tensor:
+        """Shift elements along ``axis``, wrapping around (torch's ``roll``)."""
+        from . import positional
+
+        return positional.roll(self, shifts, axis)
+
+    def split(self, split_size_or_sections, axis: int = 0) -> tuple[Tensor, ...]:
+        """Pieces of a given size, or of the sizes listed, along ``axis``."""
+        from . import positional
+
+        return positional.split(self, split_size_or_sections, axis)
+
+    def chunk(self, chunks: int, axis: int = 0) -> tuple[Tensor, ...]:
+        """At most ``chunks`` equal pieces along ``axis`` (the last may be shorter)."""
+        from . import positional
+
+        return positional.chunk(self, chunks, axis)
+
     # --- linear algebra ------------------------------------------------------------------
     def matmul(self, other) -> Tensor:
         """Matrix product with numpy's rules for 1-D, 2-D and batched operands."""

@@ -11,6 +11,7 @@ from .elementwise import TestBroadcasting, TestElementwise
 from .gathering import TestGathering, TestShapeEdgeCases
 from .linalg import TestLinalg, TestLosses
 from .movement import TestIndexing, TestMovement
+from .positional import TestPositional
 from .primitives import TestPrimitives
 from .reductions import TestReductions
 from .special_values import TestSpecialValues
@@ -31,6 +32,7 @@ __all__ = [
     "TestLinalg",
     "TestLosses",
     "TestMovement",
+    "TestPositional",
     "TestPrimitives",
     "TestReductions",
     "TestShapeEdgeCases",
