@@ -943,6 +943,37 @@ class Tensor:
 
         return positional.chunk(self, chunks, axis)
 
+    def conv2d(self, weight, bias=None, stride=1, padding=0, dilation=1,
+               groups: int = 1) -> Tensor:
+        """Convolution of an (N, C, *spatial) input with a weight of shape
+        (F, C / groups, *kernel): 1-d, 2-d or 3-d, as the weight says (PyTorch's arguments)."""
+        from . import conv
+
+        return conv.conv(self, weight, bias, stride, padding, dilation, groups)
+
+    def conv_transpose2d(self, weight, bias=None, stride=1, padding=0, output_padding=0,
+                         groups: int = 1, dilation=1) -> Tensor:
+        """Transposed convolution with a weight of shape (C, F / groups, *kernel)."""
+        from . import conv
+
+        return conv.conv_transpose(self, weight, bias, stride, padding, output_padding, groups,
+                                   dilation)
+
+    def max_pool2d(self, kernel_size=2, stride=None, padding=0, dilation=1,
+                   ceil_mode: bool = False) -> Tensor:
+        """The maximum of each window of the last two axes."""
+        from . import conv
+
+        return conv.max_pool(self, kernel_size, stride, padding, dilation, ceil_mode, 2)
+
+    def avg_pool2d(self, kernel_size=2, stride=None, padding=0, ceil_mode: bool = False,
+                   count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
+        """The mean of each window of the last two axes."""
+        from . import conv
+
+        return conv.avg_pool(self, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                             divisor_override, 2)
+
     # --- linear algebra ------------------------------------------------------------------
     def matmul(self, other) -> Tensor:
         """Matrix product with numpy's rules for 1-D, 2-D and batched operands."""

@@ -5,6 +5,7 @@ in ``conftest.py``), so the whole suite runs once per backend under test.
 """
 
 from .autograd import TestAutograd, TestEndToEnd
+from .conv import TestConvolution
 from .dtypes import TestDtypes
 from .edge_cases import TestEdgeCases, TestErrors
 from .elementwise import TestBroadcasting, TestElementwise
@@ -21,6 +22,7 @@ __all__ = [
     "TestAutograd",
     "TestBroadcasting",
     "TestConversion",
+    "TestConvolution",
     "TestCreation",
     "TestDtypes",
     "TestEdgeCases",
