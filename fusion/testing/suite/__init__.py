@@ -12,6 +12,7 @@ from .elementwise import TestBroadcasting, TestElementwise
 from .gathering import TestGathering, TestShapeEdgeCases
 from .linalg import TestLinalg, TestLosses
 from .movement import TestIndexing, TestMovement
+from .nn_ops import TestNNOps
 from .positional import TestPositional
 from .primitives import TestPrimitives
 from .reductions import TestReductions
@@ -34,6 +35,7 @@ __all__ = [
     "TestLinalg",
     "TestLosses",
     "TestMovement",
+    "TestNNOps",
     "TestPositional",
     "TestPrimitives",
     "TestReductions",
