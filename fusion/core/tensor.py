@@ -544,12 +544,11 @@ class Tensor:
         e = negative.where(x, -x).exp()
         return negative.where(e, 1.0) / (e + 1.0)
 
-    def softplus(self) -> Tensor:
-        # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), never overflowing; both parts split at
-        # the same point, so that the slope at 0 is 1/2 (relu and abs each take slope 0 there)
-        x = self._float()
-        negative = x < 0
-        return negative.where(0.0, x) + (negative.where(x, -x).exp() + 1.0).log()
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+        """log(1 + e^(beta x)) / beta, never overflowing; x itself where beta x > threshold."""
+        from . import activations
+
+        return activations.softplus(self, beta, threshold)
 
     def gelu(self) -> Tensor:
         # the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
@@ -564,11 +563,10 @@ class Tensor:
         return self * self
 
     def sign(self) -> Tensor:
-        """-1, 0 or 1 (NaN for NaN), in this tensor's dtype (no gradient)."""
-        zero = self._operand(0)
-        x = self.detach()
-        sign = (zero < x).cast(self.dtype) - (x < zero).cast(self.dtype)
-        return x.isnan().where(x, sign) if self.dtype.is_float else sign
+        """-1, 0 or 1 (nan for nan), in this tensor's dtype; its gradient is zero."""
+        from . import activations
+
+        return activations.sign(self)
 
     def abs(self) -> Tensor:
         if self.dtype is bool_:
@@ -578,14 +576,100 @@ class Tensor:
     __abs__ = abs
 
     def floor(self) -> Tensor:
-        """Round down (no gradient); inf, NaN and every float of magnitude 2**52 or more
-        (integers already) are their own floor."""
-        if not self.dtype.is_float:
-            return self
-        x = self.detach()
-        fractional = (x < 2.0**52).logical_and(-(2.0**52) < x)  # False for NaN
-        truncated = fractional.where(x, 0.0).cast(int64).cast(self.dtype)
-        return fractional.where(truncated - (x < truncated).cast(self.dtype), x)
+        """Round down; the gradient is zero (as for every rounding op)."""
+        from . import activations
+
+        return activations.floor(self)
+
+    def ceil(self) -> Tensor:
+        """Round up; the gradient is zero."""
+        from . import activations
+
+        return activations.ceil(self)
+
+    def trunc(self) -> Tensor:
+        """Round toward zero; the gradient is zero."""
+        from . import activations
+
+        return activations.trunc(self)
+
+    def round(self, decimals: int = 0) -> Tensor:
+        """Round to nearest, ties to even; the gradient is zero."""
+        from . import activations
+
+        return activations.round_half_even(self, decimals)
+
+    def tan(self) -> Tensor:
+        from . import activations
+
+        return activations.tan(self)
+
+    def exp2(self) -> Tensor:
+        from . import activations
+
+        return activations.exp2(self)
+
+    def elu(self, alpha: float = 1.0) -> Tensor:
+        from . import activations
+
+        return activations.elu(self, alpha)
+
+    def celu(self, alpha: float = 1.0) -> Tensor:
+        from . import activations
+
+        return activations.celu(self, alpha)
+
+    def selu(self) -> Tensor:
+        from . import activations
+
+        return activations.selu(self)
+
+    def relu6(self) -> Tensor:
+        from . import activations
+
+        return activations.relu6(self)
+
+    def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+        from . import activations
+
+        return activations.hardtanh(self, min_val, max_val)
+
+    def hardsigmoid(self) -> Tensor:
+        from . import activations
+
+        return activations.hardsigmoid(self)
+
+    def hardswish(self) -> Tensor:
+        from . import activations
+
+        return activations.hardswish(self)
+
+    def silu(self) -> Tensor:
+        from . import activations
+
+        return activations.silu(self)
+
+    swish = silu
+
+    def quick_gelu(self) -> Tensor:
+        from . import activations
+
+        return activations.quick_gelu(self)
+
+    def mish(self) -> Tensor:
+        from . import activations
+
+        return activations.mish(self)
+
+    def softsign(self) -> Tensor:
+        from . import activations
+
+        return activations.softsign(self)
+
+    def logsigmoid(self) -> Tensor:
+        from . import activations
+
+        return activations.logsigmoid(self)
 
     def isnan(self) -> Tensor:
         return self != self

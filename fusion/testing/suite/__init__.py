@@ -4,6 +4,7 @@ Each test takes the ``backend`` fixture of :mod:`fusion.testing.fixtures` (enabl
 in ``conftest.py``), so the whole suite runs once per backend under test.
 """
 
+from .activations import TestActivations
 from .autograd import TestAutograd, TestEndToEnd
 from .conv import TestConvolution
 from .dtypes import TestDtypes
@@ -20,6 +21,7 @@ from .special_values import TestSpecialValues
 from .tensor import TestConversion, TestCreation
 
 __all__ = [
+    "TestActivations",
     "TestAutograd",
     "TestBroadcasting",
     "TestConversion",
