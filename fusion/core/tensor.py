@@ -1058,6 +1058,13 @@ class Tensor:
         return conv.avg_pool(self, kernel_size, stride, padding, ceil_mode, count_include_pad,
                              divisor_override, 2)
 
+    def multinomial(self, num_samples: int, replacement: bool = False) -> Tensor:
+        """Category indices drawn in proportion to this tensor's weights, (C,) or (N, C)
+        (seeded by :func:`fusion.manual_seed`)."""
+        from . import sampling
+
+        return sampling.multinomial(self, num_samples, replacement)
+
     # --- linear algebra ------------------------------------------------------------------
     def matmul(self, other) -> Tensor:
         """Matrix product with numpy's rules for 1-D, 2-D and batched operands."""

@@ -17,6 +17,7 @@ from .nn_ops import TestNNOps
 from .positional import TestPositional
 from .primitives import TestPrimitives
 from .reductions import TestReductions
+from .sampling import TestSampling
 from .special_values import TestSpecialValues
 from .tensor import TestConversion, TestCreation
 
@@ -41,6 +42,7 @@ __all__ = [
     "TestPositional",
     "TestPrimitives",
     "TestReductions",
+    "TestSampling",
     "TestShapeEdgeCases",
     "TestSpecialValues",
 ]
