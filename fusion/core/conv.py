@@ -17,10 +17,11 @@ convolution and vice versa, without anything written for it).
 
 Memory, for a stride of 1: the tile is about ``prod(k)`` times the padded input, that is about
 the size of the unfolded input (``N C prod(k) prod(out)`` values), and the reshapes that follow
-copy it about three more times before the contraction, so a convolution holds four to five
-times the unfolded input while its graph is alive (measured by ``benchmarks/conv.py``). Pooling
-with a stride of at least the kernel and no dilation (``max_pool2d(x, 2)``) skips the tile: it
-is a reshape of the input.
+copy it about twice more before the contraction: a convolution holds 3 to 3.5 times the
+unfolded input while its graph is alive. The tile does not shrink with the stride, so a stride
+of 2 holds about 9.5 times the (four times smaller) unfolded input. Figures from
+``benchmarks/conv.py``. Pooling with a stride of at least the kernel and no dilation
+(``max_pool2d(x, 2)``) skips the tile: it is a reshape of the input.
 """
 
 from __future__ import annotations
