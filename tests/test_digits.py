@@ -98,3 +98,15 @@ def test_the_example_quiet_and_its_errors(tmp_path):
     assert "Traceback" not in result.stderr
     result = run_example("--epochs", "0")
     assert result.returncode == 2 and "--epochs must be at least 1" in result.stderr
+
+
+def test_the_cnn_reaches_98_5_percent_from_the_default_seed(backend, tmp_path):
+    """``fusion-digits --model cnn`` with every default: the accuracy the README states."""
+    from fusion.examples.digits import parse_args, run
+
+    with fusion.use_backend(backend):  # not --backend, which sets the process-wide default
+        result = run(parse_args(["--model", "cnn", "--quiet", "--out", str(tmp_path)]))
+    assert result["backend"] == backend
+    assert result["test_accuracy"] >= 0.985
+    model = fusion.load(tmp_path / "model.safetensors")
+    assert type(model[1]).__name__ == "Conv2d"

@@ -223,7 +223,7 @@ def test_leaky_relu_of_the_most_negative_integer_does_not_wrap(backend):
 # --- axes a tensor does not have --------------------------------------------------------------
 @pytest.mark.parametrize("name, op", [
     ("transpose", lambda x: x.transpose(0, 0)), ("transpose_default", lambda x: x.transpose()),
-    ("flip", lambda x: x.flip(0)), ("squeeze", lambda x: x.squeeze(0)),
+    ("flip", lambda x: x.flip(0)), ("squeeze", lambda x: x.squeeze(1)),
 ])
 def test_movement_along_an_axis_of_a_0d_tensor_names_the_problem(backend, name, op):
     with pytest.raises(IndexError, match="0-d|0 dimensions"):
@@ -232,7 +232,8 @@ def test_movement_along_an_axis_of_a_0d_tensor_names_the_problem(backend, name, 
 
 def test_movement_of_a_0d_tensor_without_axes_is_the_tensor(backend):
     x = tensor(1.5, backend)
-    for out in (x.flip(), x.squeeze(), x.T, x.permute()):
+    # squeeze takes axis 0 or -1 of a 0-d tensor, as torch does
+    for out in (x.flip(), x.squeeze(), x.squeeze(0), x.squeeze(-1), x.T, x.permute()):
         same(out, np.array(1.5, np.float32))
 
 

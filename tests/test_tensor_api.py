@@ -41,7 +41,9 @@ def test_every_promised_name_exists():
 MODULES_WITH_EXAMPLES = [
     "fusion", "fusion.core.tensor", "fusion.core.gradcheck", "fusion.core.backend",
     "fusion.core.grad_mode", "fusion.nn.functional", "fusion.testing.oracle",
-    "fusion.testing.fixtures",
+    "fusion.testing.fixtures", "fusion.core.indexing", "fusion.core.positional",
+    "fusion.core.conv", "fusion.core.sampling", "fusion.nn.conv", "fusion.nn.layers",
+    "fusion.nn.attention",
 ]
 
 

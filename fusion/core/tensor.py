@@ -645,12 +645,11 @@ class Tensor:
         e = negative.where(x, -x).exp()
         return negative.where(e, 1.0) / (e + 1.0)
 
-    def softplus(self) -> Tensor:
-        # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), never overflowing; both parts split at
-        # the same point, so that the slope at 0 is 1/2 (relu and abs each take slope 0 there)
-        x = self._float()
-        negative = x < 0
-        return negative.where(0.0, x) + (negative.where(x, -x).exp() + 1.0).log()
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+        """log(1 + e^(beta x)) / beta, never overflowing; x itself where beta x > threshold."""
+        from . import activations
+
+        return activations.softplus(self, beta, threshold)
 
     def gelu(self) -> Tensor:
         # the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
@@ -665,11 +664,10 @@ class Tensor:
         return self * self
 
     def sign(self) -> Tensor:
-        """-1, 0 or 1 (NaN for NaN), in this tensor's dtype (no gradient)."""
-        zero = self._operand(0)
-        x = self.detach()
-        sign = (zero < x).cast(self.dtype) - (x < zero).cast(self.dtype)
-        return x.isnan().where(x, sign) if self.dtype.is_float else sign
+        """-1, 0 or 1 (nan for nan), in this tensor's dtype; its gradient is zero."""
+        from . import activations
+
+        return activations.sign(self)
 
     def abs(self) -> Tensor:
         if self.dtype is bool_:
@@ -679,14 +677,100 @@ class Tensor:
     __abs__ = abs
 
     def floor(self) -> Tensor:
-        """Round down (no gradient); inf, NaN and every float of magnitude 2**52 or more
-        (integers already) are their own floor."""
-        if not self.dtype.is_float:
-            return self
-        x = self.detach()
-        fractional = (x < 2.0**52).logical_and(-(2.0**52) < x)  # False for NaN
-        truncated = fractional.where(x, 0.0).cast(int64).cast(self.dtype)
-        return fractional.where(truncated - (x < truncated).cast(self.dtype), x)
+        """Round down; the gradient is zero (as for every rounding op)."""
+        from . import activations
+
+        return activations.floor(self)
+
+    def ceil(self) -> Tensor:
+        """Round up; the gradient is zero."""
+        from . import activations
+
+        return activations.ceil(self)
+
+    def trunc(self) -> Tensor:
+        """Round toward zero; the gradient is zero."""
+        from . import activations
+
+        return activations.trunc(self)
+
+    def round(self, decimals: int = 0) -> Tensor:
+        """Round to nearest, ties to even; the gradient is zero."""
+        from . import activations
+
+        return activations.round_half_even(self, decimals)
+
+    def tan(self) -> Tensor:
+        from . import activations
+
+        return activations.tan(self)
+
+    def exp2(self) -> Tensor:
+        from . import activations
+
+        return activations.exp2(self)
+
+    def elu(self, alpha: float = 1.0) -> Tensor:
+        from . import activations
+
+        return activations.elu(self, alpha)
+
+    def celu(self, alpha: float = 1.0) -> Tensor:
+        from . import activations
+
+        return activations.celu(self, alpha)
+
+    def selu(self) -> Tensor:
+        from . import activations
+
+        return activations.selu(self)
+
+    def relu6(self) -> Tensor:
+        from . import activations
+
+        return activations.relu6(self)
+
+    def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+        from . import activations
+
+        return activations.hardtanh(self, min_val, max_val)
+
+    def hardsigmoid(self) -> Tensor:
+        from . import activations
+
+        return activations.hardsigmoid(self)
+
+    def hardswish(self) -> Tensor:
+        from . import activations
+
+        return activations.hardswish(self)
+
+    def silu(self) -> Tensor:
+        from . import activations
+
+        return activations.silu(self)
+
+    swish = silu
+
+    def quick_gelu(self) -> Tensor:
+        from . import activations
+
+        return activations.quick_gelu(self)
+
+    def mish(self) -> Tensor:
+        from . import activations
+
+        return activations.mish(self)
+
+    def softsign(self) -> Tensor:
+        from . import activations
+
+        return activations.softsign(self)
+
+    def logsigmoid(self) -> Tensor:
+        from . import activations
+
+        return activations.logsigmoid(self)
 
     def isnan(self) -> Tensor:
         return self != self
@@ -881,11 +965,13 @@ class Tensor:
                             math.prod(self.shape[start:end + 1]), *self.shape[end + 1:])
 
     def squeeze(self, axis=None) -> Tensor:
-        """Drop the size-1 axes named (all of them if None)."""
+        """Drop axes of size 1 (all of them, or those named); a 0-d tensor takes axis 0 or -1
+        and stays as it is, as in torch."""
+        if self.ndim == 0:
+            self._axes(axis)  # checks the axes: 0 and -1 only
+            return self
         axes = ([i for i, n in enumerate(self.shape) if n == 1] if axis is None
                 else self._axes(axis))
-        if axes and self.ndim == 0:
-            raise IndexError(f"squeeze({axis}) of a 0-d tensor, which has no axes")
         for a in axes:
             if self.shape[a] != 1:
                 raise ValueError(f"cannot squeeze axis {a} of size {self.shape[a]}")
@@ -981,7 +1067,104 @@ class Tensor:
             *[r * size for r, size in zip(repeats, x.shape)])
 
     def __getitem__(self, index) -> Tensor:
-        return _getitem(self, index)
+        """numpy's indexing: ints, slices, None, ``...``, integer tensors and boolean masks;
+        integer tensors select (an inf elsewhere never reaches the result)."""
+        from . import indexing
+
+        return indexing.getitem(self, index)
+
+    def gather(self, axis: int, index) -> Tensor:
+        """torch's ``gather``: ``out[i][j] = self[index[i][j]][j]`` for ``axis=0``, and so on."""
+        from . import indexing
+
+        return indexing.gather(self, axis, index)
+
+    def scatter_add(self, axis: int, index, src) -> Tensor:
+        """torch's ``scatter_add``, out of place: ``src`` added at the positions ``index``
+        names along ``axis`` (repeats add up)."""
+        from . import indexing
+
+        return indexing.scatter_add(self, axis, index, src)
+
+    def index_select(self, axis: int, index) -> Tensor:
+        """The positions of a 1-D integer ``index`` along ``axis``."""
+        from . import indexing
+
+        return indexing.index_select(self, axis, index)
+
+    def cumsum(self, axis: int = 0) -> Tensor:
+        """Running sums along ``axis``; bool and int32 sums are int64."""
+        from . import positional
+
+        return positional.cumsum(self, axis)
+
+    def tril(self, k: int = 0) -> Tensor:
+        """Zero above the ``k``-th diagonal of the last two axes."""
+        from . import positional
+
+        return positional.tril(self, k)
+
+    def triu(self, k: int = 0) -> Tensor:
+        """Zero below the ``k``-th diagonal of the last two axes."""
+        from . import positional
+
+        return positional.triu(self, k)
+
+    def roll(self, shifts, axis=None) -> Tensor:
+        """Shift elements along ``axis``, wrapping around (torch's ``roll``)."""
+        from . import positional
+
+        return positional.roll(self, shifts, axis)
+
+    def split(self, split_size_or_sections, axis: int = 0) -> tuple[Tensor, ...]:
+        """Pieces of a given size, or of the sizes listed, along ``axis``."""
+        from . import positional
+
+        return positional.split(self, split_size_or_sections, axis)
+
+    def chunk(self, chunks: int, axis: int = 0) -> tuple[Tensor, ...]:
+        """At most ``chunks`` equal pieces along ``axis`` (the last may be shorter)."""
+        from . import positional
+
+        return positional.chunk(self, chunks, axis)
+
+    def conv2d(self, weight, bias=None, stride=1, padding=0, dilation=1,
+               groups: int = 1) -> Tensor:
+        """Convolution of an (N, C, *spatial) input with a weight of shape
+        (F, C / groups, *kernel): 1-d, 2-d or 3-d, as the weight says (PyTorch's arguments)."""
+        from . import conv
+
+        return conv.conv(self, weight, bias, stride, padding, dilation, groups)
+
+    def conv_transpose2d(self, weight, bias=None, stride=1, padding=0, output_padding=0,
+                         groups: int = 1, dilation=1) -> Tensor:
+        """Transposed convolution with a weight of shape (C, F / groups, *kernel)."""
+        from . import conv
+
+        return conv.conv_transpose(self, weight, bias, stride, padding, output_padding, groups,
+                                   dilation)
+
+    def max_pool2d(self, kernel_size=2, stride=None, padding=0, dilation=1,
+                   ceil_mode: bool = False) -> Tensor:
+        """The maximum of each window of the last two axes."""
+        from . import conv
+
+        return conv.max_pool(self, kernel_size, stride, padding, dilation, ceil_mode, 2)
+
+    def avg_pool2d(self, kernel_size=2, stride=None, padding=0, ceil_mode: bool = False,
+                   count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
+        """The mean of each window of the last two axes."""
+        from . import conv
+
+        return conv.avg_pool(self, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                             divisor_override, 2)
+
+    def multinomial(self, num_samples: int, replacement: bool = False) -> Tensor:
+        """Category indices drawn in proportion to this tensor's weights, (C,) or (N, C)
+        (seeded by :func:`fusion.manual_seed`)."""
+        from . import sampling
+
+        return sampling.multinomial(self, num_samples, replacement)
 
     # --- linear algebra ------------------------------------------------------------------
     def matmul(self, other) -> Tensor:
@@ -1059,103 +1242,6 @@ def _less_equal(x: Tensor, y: Tensor) -> Tensor:
     if x.dtype.is_float:
         return _apply(F.Less, x, y).logical_or(_apply(F.Equal, x, y))
     return _apply(F.Less, y, x).logical_not()
-
-
-# --- indexing ---------------------------------------------------------------------------------
-def _is_index_tensor(item) -> bool:
-    return isinstance(item, Tensor | list | np.ndarray)
-
-
-def _getitem(x: Tensor, index) -> Tensor:
-    """numpy's basic indexing (ints, slices with steps, None, Ellipsis), plus one integer
-    tensor along one axis, which picks positions as ``numpy.take`` does."""
-    if not isinstance(index, tuple):
-        index = (index,)
-    if sum(i is Ellipsis for i in index) > 1:
-        raise IndexError("an index can only have a single ellipsis")
-    if sum(_is_index_tensor(i) for i in index) > 1:
-        raise IndexError("indexing with tensors is supported along one axis only")
-    consumed = sum(1 for i in index if i is not None and i is not Ellipsis)
-    if consumed > x.ndim:
-        raise IndexError(f"too many indices ({consumed}) for a tensor of {x.ndim} dimensions")
-    fill = (slice(None),) * (x.ndim - consumed)
-    at = next((k for k, i in enumerate(index) if i is Ellipsis), len(index))
-    index = index[:at] + fill + index[at + 1:]
-
-    bounds, flips, strides, shape = [], [], [], []
-    gather = None  # (position in ``shape``, index)
-    axis = 0
-    for item in index:
-        if item is None:
-            shape.append(1)
-            continue
-        size = x.shape[axis]
-        if _is_index_tensor(item):
-            bounds.append((0, size))
-            gather = (len(shape), item)
-            shape.append(size)
-        elif isinstance(item, slice):
-            start, stop, step = item.indices(size)
-            count = len(range(start, stop, step))
-            if count == 0:
-                bounds.append((0, 0))
-            elif step > 0:
-                bounds.append((start, start + (count - 1) * step + 1))
-            else:
-                bounds.append((start + (count - 1) * step, start + 1))
-                flips.append(axis)
-            if abs(step) > 1 and count > 1:
-                strides.append((axis, abs(step), count))
-            shape.append(count)
-        elif isinstance(item, int | np.integer) and not isinstance(item, bool):
-            i = int(item)
-            if not -size <= i < size:
-                raise IndexError(f"index {i} is out of range for axis {axis} of size {size}")
-            i %= size
-            bounds.append((i, i + 1))
-        else:
-            raise IndexError(f"unsupported index {item!r}")
-        axis += 1
-
-    out = x.shrink(bounds) if bounds else x
-    if flips:
-        out = out.flip(flips)
-    for ax, step, count in strides:
-        out = _stride(out, ax, step, count)
-    out = out.reshape(*shape)
-    return out if gather is None else _gather(out, *gather)
-
-
-def _stride(x: Tensor, axis: int, step: int, count: int) -> Tensor:
-    """Every ``step``-th element along ``axis`` starting at 0 (``count`` of them)."""
-    x = x.pad([(0, 0)] * axis + [(0, count * step - x.shape[axis])] + [(0, 0)] * (
-        x.ndim - axis - 1))
-    x = x.reshape(*x.shape[:axis], count, step, *x.shape[axis + 1:])
-    x = x.shrink([None] * (axis + 1) + [(0, 1)] + [None] * (x.ndim - axis - 2))
-    return x.reshape(*x.shape[:axis + 1], *x.shape[axis + 2:])
-
-
-def _gather(x: Tensor, axis: int, index) -> Tensor:
-    """Pick along ``axis`` the positions in ``index`` (an integer tensor of any shape)."""
-    index = x._operand(index) if not isinstance(index, Tensor) else index
-    if index.dtype.is_float or index.dtype is bool_:
-        raise IndexError(f"tensor indices must be integers, not {index.dtype.name}")
-    size = x.shape[axis]
-    values = index.numpy()
-    if values.size and (values.min() < -size or values.max() >= size):
-        raise IndexError(f"index out of range for axis {axis} of size {size}")
-    index = (index < 0).where(index + size, index)
-    # one-hot (index..., size), contracted with x's axis moved to the front
-    one_hot = (index.unsqueeze(-1) == arange(size, backend=x.data.backend)).cast(
-        x.dtype if x.dtype is not bool_ else default_int)
-    moved = x.permute(axis, *[a for a in range(x.ndim) if a != axis])
-    rest = moved.shape[1:]
-    picked = one_hot.reshape(-1, size).matmul(moved.cast(one_hot.dtype).reshape(size, -1))
-    picked = picked.reshape(*index.shape, *rest).cast(x.dtype)
-    # put the index axes where ``axis`` was
-    k = index.ndim
-    order = [*range(k, k + axis), *range(k), *range(k + axis, k + len(rest))]
-    return picked.permute(*order)
 
 
 # --- creation -----------------------------------------------------------------------------------
@@ -1293,6 +1379,10 @@ def cat(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
         raise ValueError("cat of no tensors")
     first = tensors[0]
     tensors = [first._operand(t) for t in tensors]
+    zero_d = next((i for i, t in enumerate(tensors) if t.ndim == 0), None)
+    if zero_d is not None:
+        raise ValueError(f"cat joins tensors along an existing axis, but tensor {zero_d} is "
+                         "0-d; use fusion.stack, or reshape it to (1,)")
     axis = first._axis(axis)
     dtype = tensors[0].dtype
     for t in tensors[1:]:
@@ -1307,7 +1397,8 @@ def cat(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
         n = t.shape[axis]
         widths = [(0, 0)] * t.ndim
         widths[axis] = (offset, total - offset - n)
-        piece = t.cast(dtype).pad(widths)
+        # -0.0 around each piece: v + -0.0 is v for every v, the sign of a zero included
+        piece = t.cast(dtype).pad(widths, value=-0.0 if dtype.is_float else 0)
         out = piece if out is None else (out.logical_or(piece) if dtype is bool_ else out + piece)
         offset += n
     return out

@@ -8,7 +8,19 @@
 
 from . import functional, init
 from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from .layers import BatchNorm1d, Dropout, Flatten, Identity, Linear
+from .attention import MultiheadAttention
+from .conv import AvgPool2d, Conv1d, Conv2d, ConvTranspose2d, MaxPool2d
+from .layers import (
+    BatchNorm1d,
+    BatchNorm2d,
+    Dropout,
+    Embedding,
+    Flatten,
+    Identity,
+    LayerNorm,
+    Linear,
+    Unflatten,
+)
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import LoadResult, Module, Sequential, StateDictError
 from .parameter import Parameter
@@ -23,7 +35,9 @@ from .serialization import (
 )
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "CrossEntropyLoss", "Dropout", "Flatten",
+    "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv1d",
+    "Conv2d", "ConvTranspose2d", "CrossEntropyLoss", "Dropout", "Embedding", "Flatten",
+    "LayerNorm", "MaxPool2d", "MultiheadAttention", "Unflatten",
     "FusionSerializationError", "GELU", "Identity", "LeakyReLU", "Linear", "LoadResult",
     "LogSoftmax", "MSELoss", "Module", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid",
     "Softmax", "StateDictError", "Tanh", "functional", "init", "load", "load_state_dict",

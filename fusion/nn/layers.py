@@ -1,4 +1,5 @@
-"""Layers with parameters or state: Linear, BatchNorm1d, Dropout, Flatten, Identity.
+"""Layers with parameters or state: Linear, BatchNorm1d/2d, LayerNorm, Embedding, Dropout,
+Flatten, Unflatten, Identity.
 
 Every built-in layer can say how it was built (``get_config()``: its constructor arguments as
 JSON values), which is what :func:`fusion.save` writes beside the weights.
@@ -11,7 +12,8 @@ import math
 from ..core.backend import Backend
 from ..core.dtypes import default_float, int64, to_dtype
 from ..core.grad_mode import no_grad
-from ..core.tensor import Tensor, ones, rand, zeros, zeros_like
+from ..core.tensor import Tensor, ones, zeros, zeros_like
+from . import functional as F
 from . import init
 from .module import Module
 from .parameter import Parameter
@@ -121,14 +123,7 @@ class Dropout(Module):
         self.p = float(p)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        if self.p == 1.0:
-            return x * 0.0
-        keep = rand(*x.shape, dtype=x.dtype if x.dtype.is_float else None,
-                    backend=x.data.backend) >= self.p
-        # the mask carries no gradient: it is built from constants, then multiplied in once
-        return x * (keep.cast(x.dtype) * (1.0 / (1.0 - self.p)))
+        return F.dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -163,7 +158,7 @@ class BatchNorm1d(Module):
         self.track_running_stats = bool(track_running_stats)
         dtype = to_dtype(dtype or default_float)
         if not dtype.is_float:
-            raise TypeError(f"BatchNorm1d needs a float dtype, not {dtype.name}")
+            raise TypeError(f"{type(self).__name__} needs a float dtype, not {dtype.name}")
         if self.affine:
             self.weight = Parameter(ones(num_features, dtype=dtype, backend=backend))
             self.bias = Parameter(zeros(num_features, dtype=dtype, backend=backend))
@@ -187,17 +182,21 @@ class BatchNorm1d(Module):
             init.ones_(self.running_var)
             self.num_batches_tracked = zeros_like(self.num_batches_tracked)
 
+    #: the input ranks a layer takes, and how its error message writes them
+    _ranks = (2, 3)
+    _shapes = "(N, {C}) or (N, {C}, L)"
+
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm1d({self.num_features}) expects inputs of shape "
-                             f"(N, {self.num_features}) or (N, {self.num_features}, L), "
-                             f"got {x.shape}")
-        axes = (0,) if x.ndim == 2 else (0, 2)
-        stat_shape = (1, self.num_features) + (() if x.ndim == 2 else (1,))
+        name = type(self).__name__
+        if x.ndim not in self._ranks or x.shape[1] != self.num_features:
+            raise ValueError(f"{name}({self.num_features}) expects inputs of shape "
+                             f"{self._shapes.format(C=self.num_features)}, got {x.shape}")
+        axes = (0, *range(2, x.ndim))
+        stat_shape = (1, self.num_features) + (1,) * (x.ndim - 2)
         if self.training or not self.track_running_stats:
             count = x.numel() // self.num_features
             if self.training and count < 2:
-                raise ValueError(f"BatchNorm1d in training needs more than one value per "
+                raise ValueError(f"{name} in training needs more than one value per "
                                  f"feature, got input of shape {x.shape}")
             mean = x.mean(axes, keepdim=True)
             var = x.var(axes, keepdim=True, correction=0)
@@ -235,3 +234,131 @@ class BatchNorm1d(Module):
         if reference is not None:
             config["dtype"] = reference.dtype.name
         return config
+
+
+class BatchNorm2d(BatchNorm1d):
+    """:class:`BatchNorm1d` for images: each channel of (N, C, H, W) normalised over the
+    batch and both spatial axes, with the same running estimates and arguments.
+
+    >>> BatchNorm2d(3)(fusion.randn(4, 3, 5, 5)).shape
+    (4, 3, 5, 5)
+    """
+
+    _ranks = (4,)
+    _shapes = "(N, {C}, H, W)"
+
+
+class LayerNorm(Module):
+    """Normalise each sample over its trailing ``normalized_shape`` axes (mean 0, biased
+    variance 1), then scale by ``weight`` (ones) and shift by ``bias`` (zeros), elementwise.
+
+    >>> norm = LayerNorm(4)
+    >>> [round(v, 4) for v in norm(fusion.Tensor([[1.0, 2.0, 3.0, 4.0]])).mean(-1).tolist()]
+    [0.0]
+    """
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, dtype=None, backend: str | Backend | None = None):
+        super().__init__()
+        shape = ((normalized_shape,) if isinstance(normalized_shape, int)
+                 else tuple(normalized_shape))
+        self.normalized_shape = tuple(int(n) for n in shape)
+        self.eps = float(eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        dtype = to_dtype(dtype or default_float)
+        if self.elementwise_affine:
+            self.weight = Parameter(ones(*self.normalized_shape, dtype=dtype, backend=backend))
+            if bias:
+                self.bias = Parameter(zeros(*self.normalized_shape, dtype=dtype,
+                                            backend=backend))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self._dtype = dtype
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+    def get_config(self) -> dict:
+        return {"normalized_shape": list(self.normalized_shape), "eps": self.eps,
+                "elementwise_affine": self.elementwise_affine,
+                "bias": self.bias is not None or not self.elementwise_affine,
+                "dtype": (self.weight.dtype if self.weight is not None else self._dtype).name}
+
+
+class Embedding(Module):
+    """A lookup table: integer indices of any shape to rows of ``weight``
+    (num_embeddings, embedding_dim), initialised from N(0, 1) as in PyTorch; the row
+    ``padding_idx`` starts at zero and gets no gradient.
+
+    Each lookup selects rows (an inf elsewhere in the table never leaks into them); it builds
+    an (indices x num_embeddings) mask for the contraction that picks them.
+
+    >>> Embedding(10, 3)(fusion.Tensor([[1, 2], [4, 9]])).shape
+    (2, 2, 3)
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 dtype=None, backend: str | Backend | None = None):
+        super().__init__()
+        if num_embeddings < 1 or embedding_dim < 1:
+            raise ValueError(f"Embedding needs positive sizes, got {num_embeddings} and "
+                             f"{embedding_dim}")
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"padding_idx {padding_idx} is out of range for "
+                                 f"{num_embeddings} embeddings")
+            padding_idx %= num_embeddings
+        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        self.padding_idx = padding_idx
+        dtype = to_dtype(dtype or default_float)
+        self.weight = Parameter(zeros(num_embeddings, embedding_dim, dtype=dtype,
+                                      backend=backend))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            values = self.weight.numpy().copy()
+            values[self.padding_idx] = 0.0
+            init._fill(self.weight, values)
+
+    def forward(self, index) -> Tensor:
+        return F.embedding(index, self.weight, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        extra = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{extra}"
+
+    def get_config(self) -> dict:
+        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
+                "padding_idx": self.padding_idx, "dtype": self.weight.dtype.name}
+
+
+class Unflatten(Module):
+    """Split axis ``dim`` into ``unflattened_size`` (the inverse of :class:`Flatten`).
+
+    >>> Unflatten(1, (1, 8, 8))(fusion.zeros(5, 64)).shape
+    (5, 1, 8, 8)
+    """
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        self.dim = int(dim)
+        self.unflattened_size = tuple(int(n) for n in unflattened_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        dim = x._axis(self.dim)
+        return x.reshape(*x.shape[:dim], *self.unflattened_size, *x.shape[dim + 1:])
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+    def get_config(self) -> dict:
+        return {"dim": self.dim, "unflattened_size": list(self.unflattened_size)}

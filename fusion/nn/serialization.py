@@ -33,7 +33,7 @@ from ..core.backend import Backend, get_backend, use_backend
 from ..core.dtypes import bool_, float32, float64, int32, int64
 from ..core.tensor import Tensor
 from ..files import MAX_JSON_DEPTH, NotARegularFileError, atomic_write, open_regular, parse_json
-from . import activation, init, layers, loss
+from . import activation, attention, conv, init, layers, loss
 from .module import Module, Sequential, StateDictError
 
 #: The largest header we read, as the format's reference implementation does (100 MB).
@@ -67,7 +67,10 @@ _WRITE_DTYPES = {bool_: "BOOL", int32: "I32", int64: "I64", float32: "F32", floa
 LAYERS: dict[str, type[Module]] = {
     cls.__name__: cls for cls in (
         Sequential, layers.Linear, layers.Identity, layers.Flatten, layers.Dropout,
-        layers.BatchNorm1d, activation.ReLU, activation.LeakyReLU, activation.Sigmoid,
+        layers.BatchNorm1d, layers.BatchNorm2d, layers.LayerNorm, layers.Embedding,
+        layers.Unflatten, conv.Conv1d, conv.Conv2d, conv.ConvTranspose2d, conv.MaxPool2d,
+        conv.AvgPool2d, attention.MultiheadAttention, activation.ReLU, activation.LeakyReLU,
+        activation.Sigmoid,
         activation.Tanh, activation.GELU, activation.Softmax, activation.LogSoftmax,
         loss.CrossEntropyLoss, loss.NLLLoss, loss.BCELoss, loss.BCEWithLogitsLoss, loss.MSELoss,
     )

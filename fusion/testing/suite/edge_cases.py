@@ -295,7 +295,6 @@ class TestErrors:
         ("too_many", (0, 0, 0), IndexError), ("two_ellipses", (..., ...), IndexError),
         ("float", (1.5,), IndexError), ("gather_out_of_range", ([0, 3],), IndexError),
         ("gather_float", (np.array([0.0, 1.0]),), IndexError),
-        ("two_gathers", ([0, 1], [0, 1]), IndexError),
     ])
     def test_bad_index(self, backend, name, index, error):
         x = fusion.zeros(2, 3, backend=backend)
