@@ -32,7 +32,8 @@ from .ops import OPTIONAL_METHODS, REQUIRED_METHODS
 ENTRY_POINT_GROUP = "fusion.backends"
 #: Plugins that ship with Fusion; found through the entry points, or imported directly when
 #: Fusion runs from a source tree that was never installed.
-BUILTIN_PLUGINS = {"numpy": "fusion.backends.numpy", "numba": "fusion.backends.numba"}
+BUILTIN_PLUGINS = {"numpy": "fusion.backends.numpy", "numba": "fusion.backends.numba",
+                   "dask": "fusion.backends.dask"}
 DEFAULT_BACKEND = "numpy"
 STRICT_ENV = "FUSION_STRICT_PLUGINS"
 
@@ -200,6 +201,14 @@ class Backend:
     # contract(self, x, y): batched matmul. x is (..., m, k), y is (..., k, n), the batch axes
     # equal; result (..., m, n) of the same dtype. Without it, Fusion composes matmul from
     # EXPAND, MUL and SUM.
+
+    # --- optional: state that outlives a step -----------------------------------------------
+    # persist(self, arrays): a list of arrays back, of the same values, computed now and kept
+    # where the backend keeps data, so that later work starts from them instead of from the
+    # operations that made them. Fusion calls it (fusion.persist) for what lives across steps:
+    # parameters, their gradients and optimizer state at the end of an optimizer step. A
+    # backend whose arrays are computed when made (numpy, numba) has no need of it; one that
+    # builds graphs (dask) would otherwise see a training loop's graph grow with every step.
 
 
 CAPABILITIES = frozenset({"float64", "int64", "views"})

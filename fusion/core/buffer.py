@@ -8,6 +8,7 @@ frontend and the backends (and where a lazy, fusing executor would live).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -199,3 +200,19 @@ class Buffer:
         x = self.reshape((*batch, m, k, 1)).expand(full)
         y = other.reshape((*batch, 1, k, n)).expand(full)
         return x.mul(y).sum((len(full) - 2,)).reshape(shape)
+
+
+def persist(buffers: Iterable[Buffer]) -> None:
+    """Have each buffer's backend compute it now and keep it (the optional ``persist`` of the
+    contract), all the buffers of one backend together, so that shared work is done once.
+    Values do not change; a buffer of a backend without ``persist`` is left as it is."""
+    groups: dict[int, tuple[Backend, dict[int, Buffer]]] = {}
+    for buffer in buffers:
+        if getattr(buffer.backend, "persist", None) is None:
+            continue
+        group = groups.setdefault(id(buffer.backend), (buffer.backend, {}))[1]
+        group[id(buffer)] = buffer
+    for backend, group in groups.values():
+        kept = backend.persist([b.data for b in group.values()])
+        for buffer, data in zip(group.values(), kept, strict=True):
+            buffer.data = data

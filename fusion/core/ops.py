@@ -61,5 +61,6 @@ PRIMITIVES = (UnaryOp, BinaryOp, TernaryOp, ReduceOp, MovementOp, LoadOp)
 
 #: The method names a backend must provide: one per primitive, named by its value.
 REQUIRED_METHODS: tuple[str, ...] = tuple(op.value for group in PRIMITIVES for op in group)
-#: The optional fast path: ``contract(x, y)`` is a batched matmul (see Backend.contract).
-OPTIONAL_METHODS: tuple[str, ...] = ("contract",)
+#: Optional: ``contract(x, y)``, a batched matmul (the fast path), and ``persist(arrays)``, for
+#: backends that compute lazily or remotely (see the comments at the end of Backend).
+OPTIONAL_METHODS: tuple[str, ...] = ("contract", "persist")

@@ -17,6 +17,7 @@ from . import autograd as F
 from . import random as _rng
 from .backend import Backend, get_backend
 from .buffer import Buffer
+from .buffer import persist as _persist_buffers
 from .dtypes import (
     DTYPES,
     DType,
@@ -1414,6 +1415,21 @@ def stack(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
         raise ValueError(f"stack needs tensors of one shape, got {sorted(shapes)}")
     axis = tensors[0]._axis(axis, tensors[0].ndim + 1)
     return cat([t.unsqueeze(axis) for t in tensors], axis)
+
+
+def persist(*tensors: Tensor | None) -> None:
+    """Compute ``tensors`` now, together, and keep their values where their backend keeps
+    data, so that what follows starts from them rather than from the operations that made
+    them (None is skipped). Values, graphs and gradients are unchanged.
+
+    Eager backends (numpy, numba) have nothing to do. A lazy or remote backend (dask) needs it
+    for state that lives across steps; an optimizer step persists its parameters, their
+    gradients and its state this way, and a user may persist, say, a data set normalised once:
+
+    >>> x = ((raw - raw.mean(0)) / raw.std(0))
+    >>> fusion.persist(x)
+    """
+    _persist_buffers(t.data for t in tensors if t is not None)
 
 
 def where(condition, x, y) -> Tensor:

@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from ..core.dtypes import float64
-from ..core.tensor import Tensor, where
+from ..core.tensor import Tensor, persist, where
 from .csvfile import Progress, read_numeric_csv
 
 STATISTICS = (
@@ -171,17 +171,22 @@ def _table(data, names: Sequence[str] | None, header: bool | None,
             raise ValueError(f"columns of different lengths: {sorted(lengths)}")
         array = np.stack(list(columns.values()), axis=1) if columns else np.empty((0, 0))
         return list(columns), array.astype(np.float64)
-    array = data.numpy() if isinstance(data, Tensor) else np.asarray(data)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"describe needs numbers, not an array of dtype {array.dtype}")
+    if isinstance(data, Tensor):  # stays on its backend: never copied whole to the host here
+        array = data.detach()
+    else:
+        array = np.asarray(data)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"describe needs numbers, not an array of dtype {array.dtype}")
     if array.ndim == 1:
-        array = array[:, None]
+        array = array.reshape(-1, 1) if isinstance(array, Tensor) else array[:, None]
     if array.ndim != 2:
         raise ValueError(f"describe needs a 1-D or 2-D array, not shape {array.shape}")
     if names is None:
         names = [str(i) for i in range(array.shape[1])]
     elif len(names) != array.shape[1]:
         raise ValueError(f"{len(names)} names for {array.shape[1]} columns")
+    if isinstance(array, Tensor):
+        return [str(n) for n in names], array.cast(float64)
     return [str(n) for n in names], array.astype(np.float64)
 
 
@@ -203,19 +208,25 @@ def _select(names: list[str], array: np.ndarray, columns) -> tuple[list[str], np
 
 
 # --- the statistics ----------------------------------------------------------------------
-def _chunk_moments(chunk: np.ndarray) -> list[np.ndarray]:
+def _chunk_moments(chunk: np.ndarray | Tensor) -> list[np.ndarray]:
     """Count, mean, central moment sums M2, M3, M4, min and max of each column of a chunk of
-    rows, NaNs left out: Fusion's reductions, each over the chunk once."""
-    x = Tensor(chunk, dtype=float64)
+    rows, NaNs left out: Fusion's reductions, each over the chunk once.
+
+    A Tensor is reduced on its own backend, in two passes each computed as one (see
+    :func:`fusion.persist`): counts, means and extremes, then the moments about the mean.
+    """
+    x = chunk if isinstance(chunk, Tensor) else Tensor(chunk, dtype=float64)
     missing = x.isnan()
     n = missing.logical_not().sum(axis=0).cast(float64)
     mean = where(n > 0, where(missing, 0.0, x).sum(axis=0) / n, 0.0)
-    deviation = where(missing, 0.0, x - mean)
-    squares = deviation.square()
     lowest = where(missing, math.inf, x).min(axis=0)
     highest = where(missing, -math.inf, x).max(axis=0)
+    persist(n, mean, lowest, highest)
+    deviation = where(missing, 0.0, x - mean)
+    squares = deviation.square()
     moments = (n, mean, squares.sum(axis=0), (squares * deviation).sum(axis=0),
                squares.square().sum(axis=0), lowest, highest)
+    persist(*moments)
     return [m.numpy() for m in moments]
 
 
@@ -256,16 +267,26 @@ def _percentiles(array: np.ndarray, count: np.ndarray, qs: Sequence[float]) -> n
     return out
 
 
-def _statistics(array: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
-    """The (statistic, column) table of STATISTICS for a 2-D float64 array with NaNs.
+#: The statistics that need order statistics: a partial sort of each column, on the host.
+ORDERED = frozenset({"25%", "50%", "75%", "IQR"})
+
+
+def _statistics(array: np.ndarray | Tensor, chunk_rows: int = CHUNK_ROWS,
+                statistics: Sequence[str] = STATISTICS) -> np.ndarray:
+    """The (statistic, column) table of ``statistics`` for 2-D float64 data with NaNs.
 
     One pass over the rows, a chunk at a time (so temporaries stay the size of a chunk), then
-    one partial sort per column for the quartiles.
+    one partial sort per column for the quartiles. A Tensor is reduced on its own backend,
+    which cuts it into chunks as it does (the dask backend: on the workers); only the
+    quartiles bring its values to the host.
     """
-    parts = None
-    for start in range(0, len(array), chunk_rows):
-        moments = _chunk_moments(array[start:start + chunk_rows])
-        parts = moments if parts is None else _merge(parts, moments)
+    if isinstance(array, Tensor):
+        parts = _chunk_moments(array)
+    else:
+        parts = None
+        for start in range(0, len(array), chunk_rows):
+            moments = _chunk_moments(array[start:start + chunk_rows])
+            parts = moments if parts is None else _merge(parts, moments)
     n, mean, m2, m3, m4, lowest, highest = parts
     empty = n == 0
     mean = np.where(empty, np.nan, mean)
@@ -280,19 +301,22 @@ def _statistics(array: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
     kurt = (n * (n + 1) * (n - 1) * m4 / ((n - 2) * (n - 3) * m2**2)
             - 3 * (n - 1) ** 2 / ((n - 2) * (n - 3)))
     kurt = np.where((n < 4) | flat, np.nan, kurt)
-    q1, median, q3 = _percentiles(array, n, (0.25, 0.5, 0.75))
     rows = {
-        "Count": n, "Mean": mean, "Std": np.sqrt(variance), "Min": lowest,
-        "25%": q1, "50%": median, "75%": q3, "Max": highest,
-        "Missing": len(array) - n, "Variance": variance,
-        "Range": highest - lowest, "IQR": q3 - q1, "Skewness": skew, "Kurtosis": kurt,
+        "Count": n, "Mean": mean, "Std": np.sqrt(variance), "Min": lowest, "Max": highest,
+        "Missing": array.shape[0] - n, "Variance": variance,
+        "Range": highest - lowest, "Skewness": skew, "Kurtosis": kurt,
     }
-    return np.stack([rows[stat] for stat in STATISTICS])
+    if ORDERED.intersection(statistics):
+        host = array.numpy() if isinstance(array, Tensor) else array
+        q1, median, q3 = _percentiles(host, n, (0.25, 0.5, 0.75))
+        rows.update({"25%": q1, "50%": median, "75%": q3, "IQR": q3 - q1})
+    return np.stack([rows[stat] for stat in statistics])
 
 
 def describe(data, columns: Sequence[str | int] | None = None, *,
              names: Sequence[str] | None = None, header: bool | None = None,
-             progress: Progress | None = None) -> Description:
+             progress: Progress | None = None,
+             statistics: Sequence[str] = STATISTICS) -> Description:
     """Count, Mean, Std, Min, quartiles, Max, Missing, Variance, Range, IQR, Skewness, Kurtosis.
 
     ``data`` is a Tensor or numpy array (1-D: one column; 2-D: rows by columns), a mapping of
@@ -304,6 +328,14 @@ def describe(data, columns: Sequence[str | int] | None = None, *,
     ones; without a header a column's name is its position in the file (``"0"``, ``"2"``,
     ...), so ``2`` is the file's column 2. ``names`` labels the columns of an array. NaN marks
     a missing value: it is counted in Missing and left out of every other statistic.
+    ``statistics`` picks some of them, in that order.
+
+    A Tensor is reduced on its own backend. On the dask backend that is out of core: the data
+    is reduced chunk by chunk on the workers, in two passes, and only the results come back,
+    unless the quartiles or the IQR are asked for: those need the values on the host, to sort
+    them. Leave them out for data larger than this machine's memory::
+
+        describe(big, statistics=["Count", "Mean", "Std", "Min", "Max"])
 
     >>> d = describe(fusion.Tensor([[1.0, 2.0], [3.0, 5.0], [5.0, 11.0]]), names=["x", "y"])
     >>> d["x"]["Std"], d.row("50%")
@@ -313,13 +345,18 @@ def describe(data, columns: Sequence[str | int] | None = None, *,
     Count             3           3
     ...
     """
+    statistics = list(statistics)
+    unknown = [s for s in statistics if s not in STATISTICS]
+    if unknown or not statistics:
+        raise ValueError(f"describe needs statistics among {list(STATISTICS)}, got "
+                         f"{unknown or 'none'}")
     column_names, array = _table(data, names, header, progress)
     if columns is not None:
         column_names, array = _select(column_names, array, columns)
-    if len(array) == 0:  # no rows: nothing to reduce, every statistic but the counts is NaN
-        values = np.full((len(STATISTICS), array.shape[1]), np.nan)
-        values[[STATISTICS.index("Count"), STATISTICS.index("Missing")]] = 0.0
+    if array.shape[0] == 0:  # no rows: nothing to reduce, every statistic but the counts is NaN
+        values = np.full((len(statistics), array.shape[1]), np.nan)
+        values[[i for i, s in enumerate(statistics) if s in COUNTS]] = 0.0
     else:
         with np.errstate(all="ignore"):  # empty and constant columns divide by zero on purpose
-            values = _statistics(array)
-    return Description(column_names, values)
+            values = _statistics(array, statistics=statistics)
+    return Description(column_names, values, statistics)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..core.grad_mode import enable_grad, no_grad
-from ..core.tensor import Tensor
+from ..core.tensor import Tensor, persist
 
 
 class Optimizer:
@@ -113,7 +113,17 @@ class Optimizer:
                     if state is None:
                         state = self.state[p] = {}
                     p.data = self._update(p, p.grad, state, group).data
+            self._persist()
         return loss
+
+    def _persist(self) -> None:
+        """Keep parameters, gradients and state on their backend as computed values (see
+        :func:`fusion.persist`): on a lazy or remote backend the next step then starts from
+        them, so the graph does not grow step after step. Eager backends do nothing."""
+        kept = []
+        for p, state in self.state.items():
+            kept += [p, p.grad, *(v for v in state.values() if isinstance(v, Tensor))]
+        persist(*kept)
 
     @staticmethod
     def _l2_gradient(p: Tensor, grad: Tensor, group: dict[str, Any]) -> Tensor:
