@@ -14,8 +14,8 @@ starts it on first selection.
 from __future__ import annotations
 
 import math
-from functools import partial
 import weakref
+from functools import partial
 from uuid import uuid4
 
 import numpy as np
