@@ -275,7 +275,8 @@ def test_describe_of_a_tensor_larger_than_a_worker_out_of_core(settings):
             result = describe(x, statistics=wanted)
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
-    assert peak < 16e6, f"the client held {peak / 1e6:.0f} MB"
+    # graphs and messages take a few MB; the data (96 MB as float32) never comes back
+    assert peak < rows * cols * 4 / 4, f"the client held {peak / 1e6:.0f} MB at its peak"
     # the reference: the same values on the numpy backend, in 10 slices of rows
     total, count, sq = 0.0, 0, 0.0
     lowest, highest = np.inf, -np.inf

@@ -1426,8 +1426,9 @@ def persist(*tensors: Tensor | None) -> None:
     for state that lives across steps; an optimizer step persists its parameters, their
     gradients and its state this way, and a user may persist, say, a data set normalised once:
 
-    >>> x = ((raw - raw.mean(0)) / raw.std(0))
-    >>> fusion.persist(x)
+    >>> x = fusion.Tensor([[1.0, 2.0], [3.0, 5.0]])
+    >>> x = (x - x.mean(0)) / x.std(0)  # on dask: a graph of a dozen primitives
+    >>> fusion.persist(x)               # now a computed value, kept where the backend runs
     """
     _persist_buffers(t.data for t in tensors if t is not None)
 
