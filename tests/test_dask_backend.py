@@ -80,6 +80,23 @@ def test_floating_point_warnings_stay_quiet():
     assert values[0][0] == -np.inf and np.isnan(values[1][1]) and values[2][2] == np.inf
 
 
+def test_describe_of_a_dask_tensor_equals_that_of_its_values(settings):
+    from fusion.data import describe
+
+    settings.configure(chunks=7)
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(50, 3))
+    values[[4, 20], 1] = np.nan
+    values[:, 2] = 1.5  # a constant column
+    expected = describe(values, names=["a", "b", "c"])
+    got = describe(fusion.Tensor(values, backend="dask"), names=["a", "b", "c"])
+    np.testing.assert_allclose(got.values, expected.values, rtol=1e-12, equal_nan=True)
+    some = describe(fusion.Tensor(values, backend="dask"), statistics=["Max", "Count"])
+    assert some.statistics == ["Max", "Count"] and some["1"]["Count"] == 48
+    with pytest.raises(ValueError, match="describe needs statistics among"):
+        describe(values, statistics=["Median"])
+
+
 # --- settings -------------------------------------------------------------------------------
 def test_settings_come_from_the_environment():
     s = config.from_environment({"FUSION_DASK_SCHEDULER": "synchronous",
