@@ -73,7 +73,7 @@ def dask_settings(**changes):
         fusion_dask.configure(**vars(previous))
 
 
-def step_time(backend: str, steps: int = 30, batch: int = 128) -> float:
+def step_time(backend: str, steps: int = 10, batch: int = 128) -> float:
     """Seconds per training step of an MLP 64-64-10 (Adam), after two warm-up steps."""
     rng = np.random.default_rng(0)
     with fusion.use_backend(backend):
@@ -112,7 +112,7 @@ def main() -> None:
 
     rows = {"numpy": large(size, "numpy", args.repeat)}
     epochs = {"numpy": train("numpy", epochs=args.epochs)}
-    overhead = {"numpy": step_time("numpy")}
+    overhead = {"numpy": step_time("numpy", steps=100)}
     with dask_settings(scheduler="synchronous"):
         overhead["dask, synchronous"] = step_time("dask")
     for workers in (1, 2):
