@@ -21,6 +21,7 @@ from .core.backend import (
 from .core.dtypes import DType, bool_, float32, float64, int32, int64
 from .core.grad_mode import enable_grad, is_grad_enabled, no_grad
 from .core.gradcheck import GradcheckError, gradcheck
+from .core.lazy import eager, lazy_enabled
 from .core.markers import hookimpl
 from .core.random import manual_seed
 from .core.tensor import (
@@ -42,6 +43,7 @@ from .core.tensor import (
     rand,
     randint,
     randn,
+    realize,
     stack,
     tensor,
     uniform,
@@ -66,6 +68,7 @@ __all__ = [
     "broadcast_shape",
     "cat",
     "DType",
+    "eager",
     "enable_grad",
     "eye",
     "float32",
@@ -80,6 +83,7 @@ __all__ = [
     "int32",
     "int64",
     "is_grad_enabled",
+    "lazy_enabled",
     "linspace",
     "manual_seed",
     "maximum",
@@ -93,6 +97,7 @@ __all__ = [
     "randint",
     "randn",
     "set_backend",
+    "realize",
     "stack",
     "tensor",
     "Tensor",

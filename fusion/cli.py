@@ -194,7 +194,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 # --- info ------------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
-    from .__main__ import info
+    from .info import info
 
     return info(as_json=args.json, start=not args.no_start)
 

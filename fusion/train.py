@@ -365,17 +365,17 @@ def _split_batch(batch) -> tuple[tuple, object]:
                     "a DataLoader over TensorDataset(X, y) gives that")
 
 
-def _model_backend(model) -> Backend | None:
-    """The backend of the model's first parameter (None for a model without parameters)."""
+def _model_backend(model) -> str | None:
+    """The backend name of the model's first parameter (None for a model without parameters)."""
     parameters = getattr(model, "parameters", None)
     if parameters is None:
         return None
     for parameter in parameters():
-        return parameter.data.backend
+        return parameter.backend
     return None
 
 
-def _moved(inputs: tuple, target, backend: Backend | None) -> tuple[tuple, object]:
+def _moved(inputs: tuple, target, backend: str | Backend | None) -> tuple[tuple, object]:
     """Batch tensors moved to the model's backend (a no-op when they are there already), so
     that a loader built under another default backend still feeds the model."""
     if backend is None:
@@ -604,7 +604,7 @@ def predict(model, X, batch_size: int = 256, backend: str | Backend | None = Non
     if backend is None:
         backend = _model_backend(model)
     if isinstance(X, Tensor):
-        rows, target = X.numpy(), backend if backend is not None else X.data.backend
+        rows, target = X.numpy(), backend if backend is not None else X.backend
     else:
         rows, target = np.asarray(X), backend
     if rows.ndim == 0 or len(rows) == 0:
@@ -619,7 +619,7 @@ def predict(model, X, batch_size: int = 256, backend: str | Backend | None = Non
                 chunk = Tensor(np.ascontiguousarray(rows[start:start + batch_size]),
                                backend=target)
                 output = model(chunk)
-                out_backend = output.data.backend
+                out_backend = output.backend
                 parts.append(output.numpy())
     finally:
         if was_training and hasattr(model, "train"):

@@ -42,7 +42,7 @@ class Function:
 
 def _sum_to(grad: Buffer, shape: tuple[int, ...]) -> Buffer:
     """Sum ``grad`` over the axes along which ``shape`` was expanded (EXPAND's dual)."""
-    axes = tuple(i for i, (g, s) in enumerate(zip(grad.shape, shape)) if g != s)
+    axes = tuple(i for i, (g, s) in enumerate(zip(grad.shape, shape, strict=False)) if g != s)
     return grad.sum(axes) if axes else grad
 
 
@@ -252,12 +252,17 @@ class Reshape(Function):
 
 
 class Expand(Function):
+    """Broadcast to ``shape``, which may have more (leading) axes than the input."""
+
     def forward(self, x, shape: tuple[int, ...]):
         self.input_shape = x.shape
+        if len(shape) != len(x.shape):
+            x = x.reshape((1,) * (len(shape) - len(x.shape)) + x.shape)
+        self.padded_shape = x.shape
         return x.expand(shape)
 
     def backward(self, grad):
-        return _sum_to(grad, self.input_shape)
+        return _sum_to(grad, self.padded_shape).reshape(self.input_shape)
 
 
 class Permute(Function):
@@ -274,7 +279,7 @@ class Permute(Function):
 
 class Pad(Function):
     def forward(self, x, widths: tuple[tuple[int, int], ...], value=0):
-        self.bounds = tuple((b, b + n) for n, (b, _) in zip(x.shape, widths))
+        self.bounds = tuple((b, b + n) for n, (b, _) in zip(x.shape, widths, strict=False))
         return x.pad(widths, value)
 
     def backward(self, grad):
@@ -283,7 +288,8 @@ class Pad(Function):
 
 class Shrink(Function):
     def forward(self, x, bounds: tuple[tuple[int, int], ...]):
-        self.widths = tuple((start, n - stop) for n, (start, stop) in zip(x.shape, bounds))
+        self.widths = tuple((start, n - stop)
+                            for n, (start, stop) in zip(x.shape, bounds, strict=True))
         return x.shrink(bounds)
 
     def backward(self, grad):

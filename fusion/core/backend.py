@@ -71,6 +71,11 @@ class Backend:
     name: str = "?"
     version: str | None = None
     capabilities: frozenset[str] = frozenset({"float64", "int64", "views"})
+    #: Whether Fusion records work on this backend as a lazy graph and runs it when values
+    #: are needed (see :mod:`fusion.core.buffer`). A backend that gains nothing from it (one
+    #: that runs primitives one by one on arrays whose movement ops are free views anyway)
+    #: sets False, and every primitive then runs the moment it is called.
+    lazy: bool = True
 
     # A backend is a process-wide service that tensors point to, never part of their value:
     # copy.deepcopy of a tensor or a model must keep pointing to the same one (tensors of
@@ -197,10 +202,16 @@ class Backend:
     def flip(self, x, axes: tuple[int, ...]):
         """Reverse the order of elements along ``axes``."""
 
-    # --- optional fast path --------------------------------------------------------------
+    # --- optional fast paths -------------------------------------------------------------
     # contract(self, x, y): batched matmul. x is (..., m, k), y is (..., k, n), the batch axes
     # equal; result (..., m, n) of the same dtype. Without it, Fusion composes matmul from
     # EXPAND, MUL and SUM.
+    #
+    # fuse(self, kernel, inputs, views, constants, shape), with the capability "fuse": run a
+    # whole kernel of the schedule (a fusion.core.kernel.Kernel: elementwise ops over inputs
+    # read through views, at most one reduction last) and return its output. Its reference is
+    # fusion.core.kernel.evaluate. Without it, the backend receives the kernel's primitives
+    # one by one.
 
     # --- optional: state that outlives a step -----------------------------------------------
     # persist(self, arrays): a list of arrays back, of the same values, computed now and kept
@@ -211,7 +222,10 @@ class Backend:
     # builds graphs (dask) would otherwise see a training loop's graph grow with every step.
 
 
-CAPABILITIES = frozenset({"float64", "int64", "views"})
+CAPABILITIES = frozenset({"float64", "int64", "views", "fuse"})
+#: What a backend that declares nothing is taken to support (everything but ``fuse``, which
+#: needs a method of its own).
+DEFAULT_CAPABILITIES = CAPABILITIES - {"fuse"}
 
 
 def missing_primitives(backend) -> list[str]:

@@ -1,44 +1,99 @@
-"""The buffer layer: shape and dtype inference and dispatch of primitives to a backend.
+"""The buffer layer: a lazy graph of primitives, realised on demand.
 
-A Buffer is a backend array with the shape and dtype the frontend expects of it. Autograd
-Functions are written against Buffers, so this is the one seam between the differentiable
-frontend and the backends (and where a lazy, fusing executor would live).
+A Buffer is a node: the op that makes it (from :mod:`fusion.core.ops`), its sources, the op's
+arguments, its shape and dtype, its backend and, once realised, the backend array holding its
+values. Shape and dtype are known when a node is made, so every shape or dtype error is raised
+at the user's line; the work itself runs when values are needed (:func:`realize`).
+
+On a backend that declares ``lazy = False`` (the numpy backend: its primitives run one by one
+and its movement ops are free views anyway), and under ``fusion.eager()`` / ``FUSION_LAZY=0``,
+each node is realised as it is made, and a realised node keeps no sources.
+
+Autograd Functions are written against Buffers, so this is the one seam between the
+differentiable frontend and the backends. There is one generic path per group of primitives
+(elementwise, reduce, movement); the named methods (``add``, ``sum``, ``reshape``, ...) are
+generated from the ops.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+import time
 from collections.abc import Iterable
 
 import numpy as np
 
+from . import lazy as _lazy_mode
 from .backend import Backend
 from .dtypes import DType, bool_
+from .ops import (
+    ARITY,
+    COMPARISONS,
+    ELEMENTWISE,
+    ContractOp,
+    LoadOp,
+    MovementOp,
+    ReduceOp,
+    UnaryOp,
+)
 
 #: Broadcast a constant from one element rather than fill every element above this size.
 _FILL_LIMIT = 1 << 14
 #: Small constants the frontend makes again and again (the 2 of ``x * 2``, relu's 0) are kept,
-#: read-only. They are internal operands only, never a result handed to a user (who could
-#: write into it), and no primitive writes into its inputs.
+#: read-only, on backends that run eagerly. They are internal operands only, never a result
+#: handed to a user (who could write into it), and no primitive writes into its inputs. A lazy
+#: backend makes a scalar node instead, which costs no memory and is never shared.
 _CONSTANTS: dict = {}
 _CONSTANTS_MAX = 512
 
+_new = object.__new__
+_lazy_var = _lazy_mode._lazy
+
 
 class Buffer:
-    __slots__ = ("backend", "data", "shape", "dtype")
+    """A node of the lazy graph (see the module docstring)."""
+
+    __slots__ = ("backend", "op", "srcs", "arg", "shape", "dtype", "_data")
 
     def __init__(self, backend: Backend, data, shape: tuple[int, ...], dtype: DType):
+        """A realised buffer holding ``data``, an array of ``backend``."""
         self.backend = backend
-        self.data = data
+        self.op = LoadOp.FROM_NUMPY
+        self.srcs = ()
+        self.arg = ()
         self.shape = shape
         self.dtype = dtype
+        self._data = data
 
     def __repr__(self) -> str:
-        return f"Buffer(shape={self.shape}, dtype={self.dtype.name}, backend={self.backend.name})"
+        state = "realised" if self._data is not None else f"lazy {self.op.value}"
+        return (f"Buffer(shape={self.shape}, dtype={self.dtype.name}, "
+                f"backend={self.backend.name}, {state})")
 
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
+
+    @property
+    def realized(self) -> bool:
+        """Whether the values have been computed."""
+        return self._data is not None
+
+    @property
+    def data(self):
+        """The backend array (computed now if it was not yet)."""
+        data = self._data
+        if data is None:
+            realize((self,))
+            data = self._data
+        return data
+
+    def realize(self) -> Buffer:
+        """Compute the values now (see :func:`realize`); returns self."""
+        if self._data is None:
+            realize((self,))
+        return self
 
     # --- creation and transfer -----------------------------------------------------------
     @staticmethod
@@ -47,22 +102,25 @@ class Buffer:
 
     @staticmethod
     def full(backend: Backend, shape: tuple[int, ...], value, dtype: DType) -> Buffer:
-        if math.prod(shape) <= _FILL_LIMIT:
-            return Buffer(backend, backend.full(shape, value, dtype), shape, dtype)
-        one = Buffer(backend, backend.full((1,) * len(shape), value, dtype), (1,) * len(shape), dtype)
-        return one.expand(shape)
+        """``shape`` filled with ``value``: a scalar node on a lazy backend."""
+        if backend.lazy:
+            return _lazy(backend, LoadOp.FULL, (), (value,), shape, dtype)
+        return _node(backend, LoadOp.FULL, (), (value,), shape, dtype,
+                     _filled(backend, shape, value, dtype))
 
     @staticmethod
     def constant(backend: Backend, shape: tuple[int, ...], value, dtype: DType) -> Buffer:
         """Like :meth:`full`, but small results are cached and read-only: for internal
         operands only."""
+        if backend.lazy:
+            return _lazy(backend, LoadOp.FULL, (), (value,), shape, dtype)
         key = (backend, shape, dtype, value, type(value), str(value))
         found = _CONSTANTS.get(key)
         if found is None:
             found = Buffer.full(backend, shape, value, dtype)
             if found.numel <= _FILL_LIMIT:
-                if isinstance(found.data, np.ndarray):
-                    found.data.flags.writeable = False
+                if isinstance(found._data, np.ndarray):
+                    found._data.flags.writeable = False
                 if len(_CONSTANTS) >= _CONSTANTS_MAX:
                     _CONSTANTS.clear()
                 _CONSTANTS[key] = found
@@ -74,7 +132,7 @@ class Buffer:
 
     def numpy(self) -> np.ndarray:
         """The values as a numpy array that may share memory with this buffer (and so with
-        others): read it, never write it or hand it to a user."""
+        others): read it, never write it or hand it to a user. Realises the buffer."""
         # numpy's ufuncs give 0-d results as numpy scalars
         return np.asarray(self.backend.to_numpy(self.data))
 
@@ -83,108 +141,14 @@ class Buffer:
         -0.0 and nan included, and a new array on every backend)."""
         return self.mul(self.const(1))
 
-    # --- unary ---------------------------------------------------------------------------
-    def neg(self) -> Buffer:
-        return Buffer(self.backend, self.backend.neg(self.data), self.shape, self.dtype)
-
-    def exp(self) -> Buffer:
-        return Buffer(self.backend, self.backend.exp(self.data), self.shape, self.dtype)
-
-    def log(self) -> Buffer:
-        return Buffer(self.backend, self.backend.log(self.data), self.shape, self.dtype)
-
-    def sqrt(self) -> Buffer:
-        return Buffer(self.backend, self.backend.sqrt(self.data), self.shape, self.dtype)
-
-    def recip(self) -> Buffer:
-        return Buffer(self.backend, self.backend.recip(self.data), self.shape, self.dtype)
-
-    def sin(self) -> Buffer:
-        return Buffer(self.backend, self.backend.sin(self.data), self.shape, self.dtype)
-
     def cast(self, dtype: DType) -> Buffer:
         if dtype is self.dtype:
             return self
-        return Buffer(self.backend, self.backend.cast(self.data, dtype), self.shape, dtype)
-
-    # --- binary and ternary: operands of one shape and dtype -----------------------------
-    # The frontend broadcasts and promotes before it gets here (Tensor._broadcasted), so the
-    # hot path checks nothing; tests check the guarantee.
-
-    def add(self, other: Buffer) -> Buffer:
-        return Buffer(self.backend, self.backend.add(self.data, other.data), self.shape,
-                      self.dtype)
-
-    def sub(self, other: Buffer) -> Buffer:
-        return Buffer(self.backend, self.backend.sub(self.data, other.data), self.shape,
-                      self.dtype)
-
-    def mul(self, other: Buffer) -> Buffer:
-        return Buffer(self.backend, self.backend.mul(self.data, other.data), self.shape,
-                      self.dtype)
-
-    def div(self, other: Buffer) -> Buffer:
-        return Buffer(self.backend, self.backend.div(self.data, other.data), self.shape,
-                      self.dtype)
-
-    def pow(self, other: Buffer) -> Buffer:
-        return Buffer(self.backend, self.backend.pow(self.data, other.data), self.shape,
-                      self.dtype)
-
-    def maximum(self, other: Buffer) -> Buffer:
-        return Buffer(self.backend, self.backend.maximum(self.data, other.data), self.shape,
-                      self.dtype)
-
-    def cmpeq(self, other: Buffer) -> Buffer:
-        return Buffer(self.backend, self.backend.cmpeq(self.data, other.data), self.shape, bool_)
-
-    def cmplt(self, other: Buffer) -> Buffer:
-        return Buffer(self.backend, self.backend.cmplt(self.data, other.data), self.shape, bool_)
-
-    def where(self, x: Buffer, y: Buffer) -> Buffer:
-        """``self ? x : y`` with ``self`` a bool buffer."""
-        return Buffer(self.backend, self.backend.where(self.data, x.data, y.data), x.shape,
-                      x.dtype)
-
-    # --- reduce: reduced axes kept with size 1 -------------------------------------------
-    def _reduced_shape(self, axes: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(1 if i in axes else n for i, n in enumerate(self.shape))
-
-    def sum(self, axes: tuple[int, ...]) -> Buffer:
-        data = self.backend.reduce_sum(self.data, axes)
-        return Buffer(self.backend, data, self._reduced_shape(axes), self.dtype)
-
-    def max(self, axes: tuple[int, ...]) -> Buffer:
-        data = self.backend.reduce_max(self.data, axes)
-        return Buffer(self.backend, data, self._reduced_shape(axes), self.dtype)
-
-    # --- movement ------------------------------------------------------------------------
-    def reshape(self, shape: tuple[int, ...]) -> Buffer:
-        if shape == self.shape:
-            return self
-        return Buffer(self.backend, self.backend.reshape(self.data, shape), shape, self.dtype)
-
-    def expand(self, shape: tuple[int, ...]) -> Buffer:
-        if shape == self.shape:
-            return self
-        return Buffer(self.backend, self.backend.expand(self.data, shape), shape, self.dtype)
-
-    def permute(self, order: tuple[int, ...]) -> Buffer:
-        shape = tuple(self.shape[i] for i in order)
-        return Buffer(self.backend, self.backend.permute(self.data, order), shape, self.dtype)
-
-    def pad(self, widths: tuple[tuple[int, int], ...], value=0) -> Buffer:
-        shape = tuple(n + b + a for n, (b, a) in zip(self.shape, widths))
-        return Buffer(self.backend, self.backend.pad(self.data, widths, value), shape, self.dtype)
-
-    def shrink(self, bounds: tuple[tuple[int, int], ...]) -> Buffer:
-        shape = tuple(stop - start for start, stop in bounds)
-        if shape == self.shape:
-            return self
-        return Buffer(self.backend, self.backend.shrink(self.data, bounds), shape, self.dtype)
-
-    def flip(self, axes: tuple[int, ...]) -> Buffer:
-        return Buffer(self.backend, self.backend.flip(self.data, axes), self.shape, self.dtype)
+        backend = self.backend
+        if backend.lazy:
+            return _lazy(backend, UnaryOp.CAST, (self,), (dtype,), self.shape, dtype)
+        return _node(backend, UnaryOp.CAST, (), (dtype,), self.shape, dtype,
+                     backend.cast(self._data, dtype))
 
     # --- contraction ---------------------------------------------------------------------
     def contract(self, other: Buffer) -> Buffer:
@@ -192,14 +156,245 @@ class Buffer:
         *batch, m, k = self.shape
         n = other.shape[-1]
         shape = (*batch, m, n)
-        contract = getattr(self.backend, "contract", None)
+        backend = self.backend
+        contract = getattr(backend, "contract", None)
         if contract is not None:
-            return Buffer(self.backend, contract(self.data, other.data), shape, self.dtype)
+            if backend.lazy:
+                return _lazy(backend, ContractOp.CONTRACT, (self, other), (), shape, self.dtype)
+            return _node(backend, ContractOp.CONTRACT, (), (), shape, self.dtype,
+                         contract(self._data, other._data))
         # SUM over k of MUL of (..., m, k, 1) and (..., 1, k, n) expanded to (..., m, k, n).
         full = (*batch, m, k, n)
         x = self.reshape((*batch, m, k, 1)).expand(full)
         y = other.reshape((*batch, 1, k, n)).expand(full)
         return x.mul(y).sum((len(full) - 2,)).reshape(shape)
+
+
+def _node(backend, op, srcs, arg, shape, dtype, data) -> Buffer:
+    node = _new(Buffer)
+    node.backend = backend
+    node.op = op
+    node.srcs = srcs
+    node.arg = arg
+    node.shape = shape
+    node.dtype = dtype
+    node._data = data
+    return node
+
+
+def _lazy(backend, op, srcs, arg, shape, dtype) -> Buffer:
+    """A new unrealised node, realised at once when laziness is off."""
+    node = _node(backend, op, srcs, arg, shape, dtype, None)
+    if not _lazy_var.get():
+        realize((node,))
+    return node
+
+
+def _filled(backend: Backend, shape, value, dtype: DType):
+    if math.prod(shape) <= _FILL_LIMIT:
+        return backend.full(shape, value, dtype)
+    ones = (1,) * len(shape)
+    return backend.expand(backend.full(ones, value, dtype), shape)
+
+
+# --- the named methods, one generic path per group ----------------------------------------------
+# Binary and ternary operands share one shape and dtype: the frontend broadcasts and promotes
+# before it gets here (Tensor._broadcasted), so the hot path checks nothing; tests check it.
+
+def _elementwise_method(op):
+    name = op.value
+    if ARITY[op] == 1:
+        def method(self):
+            backend = self.backend
+            if backend.lazy:
+                return _lazy(backend, op, (self,), (), self.shape, self.dtype)
+            return _node(backend, op, (), (), self.shape, self.dtype,
+                         getattr(backend, name)(self._data))
+    elif ARITY[op] == 2:
+        comparison = op in COMPARISONS
+
+        def method(self, other):
+            backend = self.backend
+            dtype = bool_ if comparison else self.dtype
+            if backend.lazy:
+                return _lazy(backend, op, (self, other), (), self.shape, dtype)
+            return _node(backend, op, (), (), self.shape, dtype,
+                         getattr(backend, name)(self._data, other._data))
+    else:
+        def method(self, x, y):
+            """``self ? x : y`` with ``self`` a bool buffer."""
+            backend = self.backend
+            if backend.lazy:
+                return _lazy(backend, op, (self, x, y), (), x.shape, x.dtype)
+            return _node(backend, op, (), (), x.shape, x.dtype,
+                         getattr(backend, name)(self._data, x._data, y._data))
+    method.__name__ = name
+    method.__doc__ = method.__doc__ or f"The primitive {op.name}."
+    return method
+
+
+def _reduce_method(op):
+    name = op.value
+
+    def method(self, axes: tuple[int, ...]) -> Buffer:
+        """Reduce over ``axes`` (sorted, non-negative), keeping them with size 1."""
+        shape = tuple(1 if i in axes else n for i, n in enumerate(self.shape))
+        backend = self.backend
+        if backend.lazy:
+            return _lazy(backend, op, (self,), (axes,), shape, self.dtype)
+        return _node(backend, op, (), (axes,), shape, self.dtype,
+                     getattr(backend, name)(self._data, axes))
+    return method
+
+
+def _movement_method(op, result_shape, identity):
+    name = op.value
+
+    def method(self, *args) -> Buffer:
+        if identity(self, *args):
+            return self
+        shape = result_shape(self.shape, *args)
+        backend = self.backend
+        if backend.lazy:
+            return _lazy(backend, op, (self,), args, shape, self.dtype)
+        return _node(backend, op, (), args, shape, self.dtype,
+                     getattr(backend, name)(self._data, *args))
+    method.__name__ = name
+    return method
+
+
+def _same_shape(self, shape):
+    return shape == self.shape
+
+
+_MOVEMENT = {
+    MovementOp.RESHAPE: (lambda shape, new: new, _same_shape),
+    MovementOp.EXPAND: (lambda shape, new: new, _same_shape),
+    MovementOp.PERMUTE: (lambda shape, order: tuple(shape[i] for i in order),
+                         lambda self, order: False),
+    MovementOp.PAD: (lambda shape, widths, value: tuple(
+        n + b + a for n, (b, a) in zip(shape, widths, strict=True)),
+        lambda self, widths, value: False),
+    MovementOp.SHRINK: (lambda shape, bounds: tuple(stop - start for start, stop in bounds),
+                        lambda self, bounds: all(
+                            b == (0, n) for b, n in zip(bounds, self.shape, strict=True))),
+    MovementOp.FLIP: (lambda shape, axes: shape, lambda self, axes: False),
+}
+
+for _op in ELEMENTWISE:
+    if _op is not UnaryOp.CAST:
+        setattr(Buffer, _op.value, _elementwise_method(_op))
+for _op in ReduceOp:
+    setattr(Buffer, _op.value.replace("reduce_", ""), _reduce_method(_op))
+for _op, (_shape, _identity) in _MOVEMENT.items():
+    setattr(Buffer, _op.value, _movement_method(_op, _shape, _identity))
+del _op, _shape, _identity
+
+
+def _pad_default(pad):
+    def method(self, widths, value=0):
+        return pad(self, widths, value)
+    method.__name__ = "pad"
+    return method
+
+
+Buffer.pad = _pad_default(Buffer.pad)
+
+
+# --- realisation -------------------------------------------------------------------------------
+def realize(buffers: Iterable[Buffer]) -> None:
+    """Compute every unrealised buffer of ``buffers`` together, sharing their common work.
+
+    A backend that declares the capability ``"fuse"`` runs each kernel of the schedule whole
+    (:mod:`fusion.core.schedule`); any other backend runs the primitives one by one. Realised
+    nodes drop their sources, so what they were computed from can be freed.
+    """
+    pending: dict[Backend, list[Buffer]] = {}
+    for b in buffers:
+        if b._data is None:
+            pending.setdefault(b.backend, []).append(b)
+    for backend, targets in pending.items():
+        fuse = "fuse" in backend.capabilities and callable(getattr(backend, "fuse", None))
+        debug = _lazy_mode.debug_level()
+        if fuse or debug or _lazy_mode.stats.tracking:
+            _run_schedule(backend, targets, fuse, debug)
+        else:
+            _run_in_order(_toposort(targets))
+
+
+def _toposort(targets: list[Buffer]) -> list[Buffer]:
+    """The unrealised nodes that ``targets`` need, sources before their consumers."""
+    order: list[Buffer] = []
+    seen: set[int] = set()
+    stack: list[tuple[Buffer, bool]] = [(t, False) for t in reversed(targets)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen or node._data is not None:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for src in reversed(node.srcs):
+            if id(src) not in seen and src._data is None:
+                stack.append((src, False))
+    return order
+
+
+def _run_primitive(node: Buffer) -> None:
+    """Compute one node from its realised sources with the backend's primitive."""
+    op = node.op
+    backend = node.backend
+    if op is LoadOp.FULL:
+        data = _filled(backend, node.shape, node.arg[0], node.dtype)
+    else:
+        data = getattr(backend, op.value)(*[s._data for s in node.srcs], *node.arg)
+        if not isinstance(op, MovementOp):
+            _lazy_mode.stats.primitives += 1
+    node._data = data
+    node.srcs = ()
+
+
+def _run_in_order(order: list[Buffer]) -> None:
+    for i, node in enumerate(order):
+        order[i] = None  # a node's sources may be freed once its last consumer has run
+        if node._data is None:
+            _run_primitive(node)
+
+
+def _run_schedule(backend: Backend, targets: list[Buffer], fuse: bool, debug: int) -> None:
+    from .schedule import schedule
+
+    items = schedule(targets, recompute=fuse)
+    stats = _lazy_mode.stats
+    for i, item in enumerate(items):
+        items[i] = None
+        start = time.perf_counter() if debug else 0.0
+        if fuse and item.fusable:
+            out = item.output
+            out._data = backend.fuse(item.kernel, [b._data for b in item.inputs], item.views,
+                                     item.constants, item.shape)
+            out.srcs = ()
+        else:
+            _run_in_order(item.nodes)
+        if item.kernel is not None:
+            stats.kernels += 1
+            stats.bytes += item.bytes
+        if debug and item.kernel is not None:
+            _print_kernel(item, time.perf_counter() - start, debug)
+
+
+def _print_kernel(item, seconds: float, debug: int) -> None:
+    rate = item.bytes / seconds / 1e9 if seconds > 0 else 0.0
+    shape = "x".join(map(str, item.shape)) or "scalar"
+    print(f"fusion: {item.kernel.name:<36} {shape:<16} {seconds * 1e3:8.3f} ms "
+          f"{rate:7.2f} GB/s", file=sys.stderr)
+    if debug >= 2:
+        print(str(item.kernel), file=sys.stderr)
+
+
+__all__ = ["Buffer", "persist", "realize"]
 
 
 def persist(buffers: Iterable[Buffer]) -> None:
@@ -213,6 +408,7 @@ def persist(buffers: Iterable[Buffer]) -> None:
         group = groups.setdefault(id(buffer.backend), (buffer.backend, {}))[1]
         group[id(buffer)] = buffer
     for backend, group in groups.values():
-        kept = backend.persist([b.data for b in group.values()])
+        realize(group.values())
+        kept = backend.persist([b._data for b in group.values()])
         for buffer, data in zip(group.values(), kept, strict=True):
-            buffer.data = data
+            buffer._data = data

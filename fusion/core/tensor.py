@@ -18,6 +18,7 @@ from . import random as _rng
 from .backend import Backend, get_backend
 from .buffer import Buffer
 from .buffer import persist as _persist_buffers
+from .buffer import realize as realize_buffers
 from .dtypes import (
     DTYPES,
     DType,
@@ -162,7 +163,7 @@ def broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     """The shape numpy's broadcasting rules give ``shapes``, or a ValueError naming them."""
     ndim = max(len(s) for s in shapes)
     out = []
-    for sizes in zip(*[(1,) * (ndim - len(s)) + tuple(s) for s in shapes]):
+    for sizes in zip(*[(1,) * (ndim - len(s)) + tuple(s) for s in shapes], strict=False):
         size = max(sizes)
         if any(n != size and n != 1 for n in sizes):
             size = 0 if 0 in sizes and all(n in (0, 1) for n in sizes) else -1
@@ -300,6 +301,28 @@ class Tensor:
         """The same values, cut from the graph."""
         return _wrap(self.data)
 
+    def realize(self) -> Tensor:
+        """Compute this tensor's values now (on a lazy backend; see :func:`fusion.realize`)
+        and return it. Reading the values (``numpy()``, ``item()``, printing) does this too.
+        """
+        self.data.realize()
+        return self
+
+    def assign(self, value: Tensor) -> Tensor:
+        """Give this tensor ``value``'s values (same shape, dtype and backend), as new data:
+        nothing recorded in a graph, and a tensor that shared the old data keeps its values.
+        Optimizers and weight initialisation update parameters this way."""
+        if not isinstance(value, Tensor):
+            raise TypeError(f"assign takes a Tensor, not {type(value).__name__}")
+        if value.shape != self.shape or value.dtype is not self.dtype:
+            raise ValueError(f"assign of a {value.dtype.name} tensor of shape {value.shape} "
+                             f"to a {self.dtype.name} tensor of shape {self.shape}")
+        if value.data.backend is not self.data.backend:
+            raise ValueError(f"assign across backends ({value.backend!r} to {self.backend!r}); "
+                             f"move the value with .to({self.backend!r}) first")
+        self.data = value.data
+        return self
+
     def cast(self, dtype) -> Tensor:
         dtype = to_dtype(dtype)
         if dtype is self.dtype:
@@ -385,6 +408,7 @@ class Tensor:
                     "to run backward through the same graph again")
         grads: dict[int, Buffer] = {id(self): seed}
         freed: dict[int, Tensor] = {}
+        leaves: list[Buffer] = []
         for node in reversed(order):
             grad = grads.pop(id(node), None)
             ctx = node._ctx
@@ -394,6 +418,7 @@ class Tensor:
                     # another leaf too (x + w hands both the same one)
                     node.grad = _wrap(grad.copy() if node.grad is None
                                       else node.grad.data.add(grad))
+                    leaves.append(node.grad.data)
                 continue
             if grad is not None:
                 parent_grads = ctx.backward(grad)
@@ -408,6 +433,8 @@ class Tensor:
             if not retain_graph:
                 ctx.release()
                 ctx.parents = tuple([_stand_in(parent, freed) for parent in ctx.parents])
+        if any(b._data is None for b in leaves):
+            realize_buffers(leaves)  # the gradients are computed here, together
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -451,7 +478,7 @@ class Tensor:
                 y = y.cast(dtype)
             if x.shape != y.shape:
                 shape = broadcast_shape(x.shape, y.shape)
-                x, y = x.expand(shape), y.expand(shape)
+                x, y = _broadcast_to(x, shape), _broadcast_to(y, shape)
         return (y, x) if reverse else (x, y)
 
     # --- arithmetic ----------------------------------------------------------------------
@@ -590,7 +617,8 @@ class Tensor:
         else:  # x is a scalar or a list: a tensor of its own dtype, which y meets
             x, y = cond._operand(x)._broadcasted(y)
         shape = broadcast_shape(cond.shape, x.shape)
-        return _apply(F.Where, cond.expand(shape), x.expand(shape), y.expand(shape))
+        return _apply(F.Where, _broadcast_to(cond, shape), _broadcast_to(x, shape),
+                      _broadcast_to(y, shape))
 
     def clip(self, min=None, max=None) -> Tensor:
         out = self
@@ -1012,15 +1040,12 @@ class Tensor:
         shape = _shape_arg(shape)
         if len(shape) < self.ndim:
             raise ValueError(f"cannot expand {self.shape} to fewer dimensions {shape}")
-        x = self if len(shape) == self.ndim else self.reshape(
-            *(1,) * (len(shape) - self.ndim), *self.shape)
-        shape = tuple(old if new == -1 else new for old, new in zip(x.shape, shape))
-        if shape == x.shape:
-            return x
-        for old, new in zip(x.shape, shape):
+        padded = (1,) * (len(shape) - self.ndim) + self.shape
+        shape = tuple(old if new == -1 else new for old, new in zip(padded, shape, strict=False))
+        for old, new in zip(padded, shape, strict=False):
             if old != new and old != 1:
                 raise ValueError(f"cannot expand {self.shape} to {shape}")
-        return _apply(F.Expand, x, shape=shape)
+        return _broadcast_to(self, shape)
 
     broadcast_to = expand
 
@@ -1038,12 +1063,12 @@ class Tensor:
     def shrink(self, bounds) -> Tensor:
         """Keep ``start <= i < stop`` along each axis; ``bounds`` has one pair (or None) each."""
         bounds = tuple((0, n) if b is None else (int(b[0]), int(b[1]))
-                       for b, n in zip(bounds, self.shape))
+                       for b, n in zip(bounds, self.shape, strict=False))
         if len(bounds) != self.ndim or any(not 0 <= b <= e <= n for (b, e), n in
-                                           zip(bounds, self.shape)):
+                                           zip(bounds, self.shape, strict=False)):
             raise ValueError(f"shrink of shape {self.shape} needs {self.ndim} pairs "
                              f"0 <= start <= stop <= size, got {bounds}")
-        if all(b == (0, n) for b, n in zip(bounds, self.shape)):
+        if all(b == (0, n) for b, n in zip(bounds, self.shape, strict=False)):
             return self
         return _apply(F.Shrink, self, bounds=bounds)
 
@@ -1063,9 +1088,9 @@ class Tensor:
             raise ValueError(f"repeat needs at least {self.ndim} counts, got {repeats}")
         x = self.reshape(*(1,) * (len(repeats) - self.ndim), *self.shape)
         interleaved = [n for size in x.shape for n in (1, size)]
-        expanded = [n for r, size in zip(repeats, x.shape) for n in (r, size)]
+        expanded = [n for r, size in zip(repeats, x.shape, strict=False) for n in (r, size)]
         return x.reshape(*interleaved).expand(*expanded).reshape(
-            *[r * size for r, size in zip(repeats, x.shape)])
+            *[r * size for r, size in zip(repeats, x.shape, strict=False)])
 
     def __getitem__(self, index) -> Tensor:
         """numpy's indexing: ints, slices, None, ``...``, integer tensors and boolean masks;
@@ -1201,14 +1226,89 @@ class Tensor:
     # --- losses --------------------------------------------------------------------------
     def cross_entropy(self, target, reduction: str = "mean",
                       label_smoothing: float = 0.0) -> Tensor:
-        from ..nn import functional
+        """Cross-entropy of raw scores (..., C) against integer labels (...) or probabilities
+        (..., C), computed through log_softmax so that no score overflows."""
+        target = self._operand(target)
+        log_probs = self.log_softmax(-1)
+        classes = self.shape[-1]
+        if target.dtype.is_float:
+            if target.shape != self.shape:
+                raise ValueError(f"probability targets of shape {target.shape} do not fit "
+                                 f"scores of shape {self.shape}")
+            probs = target.cast(log_probs.dtype)
+        else:
+            _check_labels(self, target)
+            probs = one_hot(target, classes).cast(log_probs.dtype)
+        if label_smoothing:
+            probs = probs * (1 - label_smoothing) + label_smoothing / classes
+        return _reduce_loss(-_weighted_log_probs(probs, log_probs), reduction)
 
-        return functional.cross_entropy(self, target, reduction, label_smoothing)
+    def binary_cross_entropy(self, target, reduction: str = "mean",
+                             eps: float = 1e-7) -> Tensor:
+        """-(y log p + (1 - y) log(1 - p)) with p (this tensor) clamped to [eps, 1 - eps], so
+        log(0) never appears."""
+        target = self._operand(target).cast(self.dtype)
+        if target.shape != self.shape:
+            raise ValueError(f"targets of shape {target.shape} do not fit {self.shape}")
+        p = self.clip(eps, 1 - eps)
+        return _reduce_loss(-(target * p.log() + (1 - target) * (1 - p).log()), reduction)
 
-    def binary_cross_entropy(self, target, reduction: str = "mean") -> Tensor:
-        from ..nn import functional
 
-        return functional.binary_cross_entropy(self, target, reduction)
+def _reduce_loss(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+
+
+def one_hot(labels: Tensor, num_classes: int) -> Tensor:
+    """(N...,) integer labels to (N..., num_classes) float32 rows of 0 and 1."""
+    if labels.dtype.is_float:
+        raise TypeError(f"one_hot needs integer labels, not {labels.dtype.name}")
+    return _label_mask(labels, num_classes).float()
+
+
+def _label_mask(labels: Tensor, num_classes: int) -> Tensor:
+    """(N...,) integer labels to (N..., num_classes) bool rows, True at each label."""
+    classes = arange(num_classes, backend=labels.data.backend)
+    return labels.cast(default_int).unsqueeze(-1) == classes
+
+
+def _weighted_log_probs(weights: Tensor, log_probs: Tensor) -> Tensor:
+    """``weights * log_probs`` summed over the last axis, a zero weight contributing 0 even
+    against a log-probability of -inf (the limit of p log q as p goes to 0; the product
+    would be nan)."""
+    return (weights == 0).where(0.0, weights * log_probs).sum(-1)
+
+
+def _check_labels(logits: Tensor, target: Tensor) -> None:
+    if target.shape != logits.shape[:-1]:
+        raise ValueError(f"labels of shape {target.shape} do not fit scores of shape "
+                         f"{logits.shape} (expected {logits.shape[:-1]})")
+    values = target.numpy()
+    classes = logits.shape[-1]
+    if values.size and (values.min() < 0 or values.max() >= classes):
+        raise ValueError(f"labels must lie in [0, {classes}), got values from {values.min()} "
+                         f"to {values.max()}")
+
+
+def _broadcast_to(x: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``x`` broadcast to ``shape`` (checked by the caller) as one Expand: one view."""
+    if x.data.shape == shape:
+        return x
+    return _apply(F.Expand, x, shape=shape)
+
+
+def realize(*tensors: Tensor) -> None:
+    """Compute the values of ``tensors`` now, together: work they share runs once.
+
+    >>> x = fusion.Tensor([1.0, 2.0])
+    >>> fusion.realize(x.exp(), x.sum())
+    """
+    realize_buffers([t.data for t in tensors])
 
 
 def _py(value):
@@ -1388,7 +1488,8 @@ def cat(tensors: Iterable[Tensor], axis: int = 0) -> Tensor:
     dtype = tensors[0].dtype
     for t in tensors[1:]:
         dtype = promote(dtype, t.dtype)
-        if t.ndim != first.ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape))
+        if t.ndim != first.ndim or any(a != b for i, (a, b) in
+                                       enumerate(zip(t.shape, first.shape, strict=False))
                                        if i != axis):
             raise ValueError(f"cat along axis {axis}: shapes {first.shape} and {t.shape} differ "
                              "off that axis")

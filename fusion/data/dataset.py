@@ -41,7 +41,7 @@ def default_collate(samples: Sequence, backend: str | Backend | None = None):
         fields = [default_collate([s[i] for s in samples], backend) for i in range(width)]
         return tuple(fields) if isinstance(first, tuple) else fields
     if backend is None and isinstance(first, Tensor):
-        backend = first.data.backend
+        backend = first.backend
     stacked = np.stack([_host(s) for s in samples])
     return Tensor(stacked, backend=backend)
 
@@ -102,7 +102,7 @@ class TensorDataset(Dataset):
         if len(set(lengths)) > 1:
             raise ValueError(f"TensorDataset needs arrays of one length, got lengths {lengths}")
         given = next((a for a in arrays if isinstance(a, Tensor)), None)
-        self.backend: Backend | None = given.data.backend if given is not None else None
+        self.backend: str | None = given.backend if given is not None else None
 
     def __len__(self) -> int:
         return len(self.arrays[0])

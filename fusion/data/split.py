@@ -17,7 +17,7 @@ def _as_indexable(array):
 
 def _take(array, index: np.ndarray):
     if isinstance(array, Tensor):
-        return Tensor(array.numpy()[index], backend=array.data.backend)
+        return Tensor(array.numpy()[index], backend=array.backend)
     return array[index]
 
 

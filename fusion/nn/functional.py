@@ -10,49 +10,14 @@ import math
 
 import numpy as np
 
-from ..core.dtypes import default_int
-from ..core.tensor import Tensor, arange
-
-
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
-
-
-def one_hot(labels: Tensor, num_classes: int) -> Tensor:
-    """(N...,) integer labels to (N..., num_classes) float32 rows of 0 and 1."""
-    if labels.dtype.is_float:
-        raise TypeError(f"one_hot needs integer labels, not {labels.dtype.name}")
-    return _label_mask(labels, num_classes).float()
-
-
-def _label_mask(labels: Tensor, num_classes: int) -> Tensor:
-    """(N...,) integer labels to (N..., num_classes) bool rows, True at each label."""
-    classes = arange(num_classes, backend=labels.data.backend)
-    return labels.cast(default_int).unsqueeze(-1) == classes
-
-
-def _weighted_log_probs(weights: Tensor, log_probs: Tensor) -> Tensor:
-    """``weights * log_probs`` summed over the last axis, a zero weight contributing 0 even
-    against a log-probability of -inf (the limit of p log q as p goes to 0; the product
-    would be nan)."""
-    return (weights == 0).where(0.0, weights * log_probs).sum(-1)
-
-
-def _check_labels(logits: Tensor, target: Tensor) -> None:
-    if target.shape != logits.shape[:-1]:
-        raise ValueError(f"labels of shape {target.shape} do not fit scores of shape "
-                         f"{logits.shape} (expected {logits.shape[:-1]})")
-    values = target.numpy()
-    classes = logits.shape[-1]
-    if values.size and (values.min() < 0 or values.max() >= classes):
-        raise ValueError(f"labels must lie in [0, {classes}), got values from {values.min()} "
-                         f"to {values.max()}")
+from ..core.tensor import (
+    Tensor,
+    _check_labels,
+    _label_mask,
+    arange,
+    one_hot,  # noqa: F401  (it lives with the Tensor's cross_entropy)
+)
+from ..core.tensor import _reduce_loss as _reduce
 
 
 def nll_loss(log_probs: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -68,31 +33,14 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy of raw scores (..., C) against integer labels (...) or probabilities
     (..., C), computed through log_softmax so that no score overflows."""
-    target = logits._operand(target)
-    log_probs = logits.log_softmax(-1)
-    classes = logits.shape[-1]
-    if target.dtype.is_float:
-        if target.shape != logits.shape:
-            raise ValueError(f"probability targets of shape {target.shape} do not fit scores "
-                             f"of shape {logits.shape}")
-        probs = target.cast(log_probs.dtype)
-    else:
-        _check_labels(logits, target)
-        probs = one_hot(target, classes).cast(log_probs.dtype)
-    if label_smoothing:
-        probs = probs * (1 - label_smoothing) + label_smoothing / classes
-    return _reduce(-_weighted_log_probs(probs, log_probs), reduction)
+    return logits.cross_entropy(target, reduction, label_smoothing)
 
 
 def binary_cross_entropy(probs: Tensor, target, reduction: str = "mean",
                          eps: float = 1e-7) -> Tensor:
     """-(y log p + (1 - y) log(1 - p)) with p clamped to [eps, 1 - eps], so log(0) never
     appears."""
-    target = probs._operand(target).cast(probs.dtype)
-    if target.shape != probs.shape:
-        raise ValueError(f"targets of shape {target.shape} do not fit {probs.shape}")
-    p = probs.clip(eps, 1 - eps)
-    return _reduce(-(target * p.log() + (1 - target) * (1 - p).log()), reduction)
+    return probs.binary_cross_entropy(target, reduction, eps)
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -251,7 +199,7 @@ def embedding(index, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     if index.dtype.is_float or index.dtype.name == "bool":
         raise TypeError(f"embedding needs integer indices, not {index.dtype.name}")
     if padding_idx is not None:
-        keep = (arange(weight.shape[0], backend=weight.data.backend) != padding_idx)
+        keep = (arange(weight.shape[0], backend=weight.backend) != padding_idx)
         weight = keep.unsqueeze(-1).where(weight, weight.detach())
     return weight[index]
 
@@ -268,7 +216,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     from ..core.tensor import rand
 
     keep = rand(*x.shape, dtype=x.dtype if x.dtype.is_float else None,
-                backend=x.data.backend) >= p
+                backend=x.backend) >= p
     return x * (keep.cast(x.dtype) * (1.0 / (1.0 - p)))
 
 
@@ -302,7 +250,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     length, source = query.shape[-2], key.shape[-2]
     if is_causal:
         attn_mask = Tensor(np.tril(np.ones((length, source), dtype=bool)),
-                           backend=query.data.backend)
+                           backend=query.backend)
     mask = None
     if attn_mask is not None:
         attn_mask = query._operand(attn_mask)

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..core import random as _rng
-from ..core.buffer import Buffer
 from ..core.tensor import Tensor
 
 #: Off while a saved model is rebuilt: its weights are about to be replaced, so drawing them
@@ -93,8 +92,8 @@ def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
     if not tensor.dtype.is_float:
         raise TypeError(f"initialising a {tensor.dtype.name} tensor; expected a float tensor")
     array = np.asarray(np.broadcast_to(values, tensor.shape), dtype=tensor.dtype.np, order="C")
-    # a new buffer replaces the old one: nothing that shares the old data sees the change
-    tensor.data = Buffer.from_numpy(tensor.data.backend, array, tensor.dtype)
+    # new data replaces the old: nothing that shares the old data sees the change
+    tensor.assign(Tensor(array, dtype=tensor.dtype, backend=tensor.backend))
     return tensor
 
 

@@ -12,7 +12,7 @@ import math
 from ..core.backend import Backend
 from ..core.dtypes import default_float, int64, to_dtype
 from ..core.grad_mode import no_grad
-from ..core.tensor import Tensor, ones, zeros, zeros_like
+from ..core.tensor import Tensor, ones, realize, zeros, zeros_like
 from . import functional as F
 from . import init
 from .module import Module
@@ -221,6 +221,9 @@ class BatchNorm1d(Module):
             unbiased = var.detach().reshape(self.num_features) * (count / (count - 1))
             self.running_mean = (self.running_mean * (1.0 - factor) + batch_mean * factor)
             self.running_var = (self.running_var * (1.0 - factor) + unbiased * factor)
+        # state carried from step to step is computed now: on a lazy backend its graph would
+        # otherwise grow by a step each step, holding every batch it was computed from
+        realize(self.running_mean, self.running_var, self.num_batches_tracked)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -289,7 +289,7 @@ class Module:
             return t if target is None else t.to(target)
 
         for param in self.parameters():
-            param.data = convert(param).data
+            param.data = convert(param).data  # a new dtype or backend: rebound, not assigned
             if param.grad is not None:
                 param.grad = convert(param.grad).detach()
         for module in self.modules():
@@ -376,9 +376,9 @@ class Module:
             current = getattr(module, key)
             # a copy in the module's dtype and backend: the module never shares storage with
             # what it was loaded from, so a later write to that array cannot reach it
-            tensor = Tensor(value, dtype=current.dtype, backend=current.data.backend)
+            tensor = Tensor(value, dtype=current.dtype, backend=current.backend)
             if kind == "param":
-                current.data = tensor.data
+                current.assign(tensor)
             else:
                 module._buffers[key] = tensor
         return LoadResult(missing, unexpected)

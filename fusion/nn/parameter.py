@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..core.backend import Backend, get_backend
-from ..core.buffer import Buffer
+from ..core.backend import Backend
 from ..core.tensor import Tensor
 
 
@@ -26,14 +25,14 @@ class Parameter(Tensor):
         if data is None:
             data = Tensor([], dtype=dtype, backend=backend)
         if isinstance(data, Tensor):
-            buffer = data.detach().data
+            value = data.detach()
             if dtype is not None:
-                buffer = data.detach().cast(dtype).data
-            if backend is not None and get_backend(backend) is not buffer.backend:
-                buffer = data.detach().to(backend).data
+                value = value.cast(dtype).detach()
+            if backend is not None:
+                value = value.to(backend)
         else:
-            buffer = Tensor(data, dtype=dtype, backend=backend).data
-        self.data: Buffer = buffer
+            value = Tensor(data, dtype=dtype, backend=backend)
+        self.data = value.data  # shared with ``value``: no copy
         self.grad = None
         self._ctx = None
         self._op = None

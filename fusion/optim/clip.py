@@ -51,7 +51,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
             for p in params:
                 p.grad = (p.grad * coefficient).detach()
     first = params[0].grad
-    return full((), total, dtype=first.dtype, backend=first.data.backend)
+    return full((), total, dtype=first.dtype, backend=first.backend)
 
 
 def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:

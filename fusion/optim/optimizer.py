@@ -1,9 +1,11 @@
 """Optimizer: the base of every update rule, with parameter groups and saved state.
 
 An optimizer never writes into a parameter's memory. Under ``no_grad`` it computes the new
-value with Tensor operations and gives the parameter that value's data buffer
-(``p.data = new.data``), so any tensor that shared the old data (a state dict taken earlier,
-a cached constant, an array from ``.numpy()``) keeps its values, on every backend.
+value with Tensor operations and assigns it to the parameter (:meth:`Tensor.assign`), so any
+tensor that shared the old data (a state dict taken earlier, an array from ``.numpy()``) keeps
+its values, on every backend. At the end of :meth:`Optimizer.step` the new parameters and the
+optimizer's state are realised together, so that on a lazy backend the graph of one step never
+reaches into the next.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..core.grad_mode import enable_grad, no_grad
-from ..core.tensor import Tensor, persist
+from ..core.tensor import Tensor, persist, realize
 
 
 class Optimizer:
@@ -104,6 +106,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        updated: list[Tensor] = []
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
@@ -112,8 +115,11 @@ class Optimizer:
                     state = self.state.get(p)
                     if state is None:
                         state = self.state[p] = {}
-                    p.data = self._update(p, p.grad, state, group).data
-            self._persist()
+                    p.assign(self._update(p, p.grad, state, group))
+                    updated.append(p)
+                    updated += [v for v in state.values() if isinstance(v, Tensor)]
+        realize(*updated)
+        self._persist()
         return loss
 
     def _persist(self) -> None:
@@ -188,7 +194,7 @@ class Optimizer:
                     if value.shape != p.shape and value.ndim:
                         raise ValueError(f"state {name!r} of parameter {key} has shape "
                                          f"{value.shape}, the parameter {p.shape}")
-                    value = value.detach().to(p.data.backend)
+                    value = value.detach().to(p.backend)
                     if value.dtype.is_float:
                         value = value.cast(p.dtype).detach()
                 converted[name] = value

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 import fusion
-from fusion.core.backend import CAPABILITIES, registry
+from fusion.core.backend import CAPABILITIES, DEFAULT_CAPABILITIES, registry
 from fusion.core.dtypes import DType, to_dtype
 
 BACKENDS_ENV = "FUSION_TEST_BACKENDS"
@@ -44,8 +44,8 @@ def requires(*capabilities: str) -> pytest.MarkDecorator:
 
 
 def capabilities_of(backend: str) -> frozenset[str]:
-    """The capabilities backend ``backend`` declares (all of them if it declares none)."""
-    return frozenset(getattr(fusion.get_backend(backend), "capabilities", CAPABILITIES))
+    """The capabilities backend ``backend`` declares (all but ``fuse`` if it declares none)."""
+    return frozenset(getattr(fusion.get_backend(backend), "capabilities", DEFAULT_CAPABILITIES))
 
 
 def skip_unless_supported(backend: str, *needs: str | DType) -> None:

@@ -50,6 +50,10 @@ class DaskBackend(Backend):
 
     # no "views": movement primitives give new lazy arrays, never numpy views of the input
     capabilities = frozenset({"float64", "int64"})
+    # dask records a graph of its own and computes it when asked (persist, to_numpy): a second
+    # lazy graph in Fusion's buffer layer would only add bookkeeping, so primitives reach
+    # dask when they are called
+    lazy = False
 
     def __init__(self, settings: Settings | None = None) -> None:
         dask, da = _import_dask()

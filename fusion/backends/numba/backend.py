@@ -15,6 +15,7 @@ import numpy as np
 
 from fusion.core.backend import Backend
 from fusion.core.dtypes import DType
+from fusion.core.ops import ELEMENTWISE
 
 from . import compiling, config, threads
 from .pool import BufferPool
@@ -31,24 +32,8 @@ warnings.filterwarnings(
 _INT_KINDS = "iu"
 
 
-_ELEMENTWISE = (
-    "neg",
-    "exp",
-    "log",
-    "sqrt",
-    "recip",
-    "sin",
-    "cast",
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "pow",
-    "maximum",
-    "cmpeq",
-    "cmplt",
-    "where",
-)
+#: One kernel (serial and parallel) per elementwise primitive, named as the primitive.
+_ELEMENTWISE = tuple(op.value for op in ELEMENTWISE)
 
 
 def _require_float(name: str, x: np.ndarray) -> None:

@@ -28,6 +28,9 @@ def _floor_divide(x, y):
 class NumpyBackend(Backend):
     version = np.__version__
     capabilities = frozenset({"float64", "int64", "views"})
+    # numpy runs one primitive at a time, and its movement ops are views already: a lazy
+    # graph would only add bookkeeping, so every primitive runs when it is called.
+    lazy = False
 
     def from_numpy(self, array):
         return np.asarray(array)

@@ -1,0 +1,271 @@
+"""The scheduler: cuts the lazy graph that a realisation needs into kernels.
+
+Which nodes are computed into memory (the outputs of kernels), and why:
+
+* the buffers asked for;
+* every reduction (a kernel ends with at most one) and every contraction (a kernel of its own,
+  run by the backend's ``contract``), and whatever a contraction reads that is computed;
+* a computed node read through a movement op (a kernel reads only stored buffers through
+  views), and the source of a reshape that no view of its layout can express (it is copied
+  into contiguous memory first);
+* a node used by more than one kernel. On a backend that fuses, such a node is computed again
+  inside each kernel instead when it is cheap: at most :data:`RECOMPUTE_LIMIT` elementwise ops
+  over inputs that each of those kernels reads anyway cost less than writing it out and reading
+  it back. On a backend that runs primitives one by one, every node is computed exactly once.
+
+Everything else is an elementwise op inlined into the kernel of its consumer. Constants are
+scalar values of the kernel, never arrays; views of stored buffers cost nothing until a
+kernel reads them, and one that is itself asked for runs as the backend's movement primitives
+(a view on array backends, no copy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .buffer import Buffer
+from .kernel import Instruction, Kernel, Leaf
+from .ops import ContractOp, LoadOp, MovementOp, ReduceOp, UnaryOp
+from .view import View
+
+#: A shared node of at most this many elementwise ops is recomputed by each kernel that uses it
+#: (on a backend that fuses) rather than stored and read back.
+RECOMPUTE_LIMIT = 3
+
+
+@dataclass
+class ScheduleItem:
+    """One step of a realisation: a kernel to run, or movement/fill primitives (``kernel``
+    None). ``nodes`` are the graph nodes it covers in order, for a backend that runs them one
+    by one; ``inputs``, ``views``, ``constants`` and ``shape`` are a fused launch's arguments."""
+
+    output: Buffer
+    kernel: Kernel | None
+    nodes: list[Buffer]
+    inputs: list[Buffer] = field(default_factory=list)
+    views: list[View] = field(default_factory=list)
+    constants: list = field(default_factory=list)
+    shape: tuple[int, ...] = ()
+
+    @property
+    def fusable(self) -> bool:
+        """Whether a backend's ``fuse`` runs it (contractions go to ``contract``)."""
+        return self.kernel is not None and self.output.op is not ContractOp.CONTRACT
+
+    @property
+    def bytes(self) -> int:
+        """Bytes a kernel moves: each input buffer read once, the output written once."""
+        seen = {id(b): b.numel * b.dtype.itemsize for b in self.inputs}
+        return sum(seen.values()) + self.output.numel * self.output.dtype.itemsize
+
+
+def _is_movement(node: Buffer) -> bool:
+    return isinstance(node.op, MovementOp)
+
+
+class _Scheduler:
+    def __init__(self, targets: list[Buffer], recompute: bool):
+        self.recompute = recompute
+        self.order, self.consumers = _graph(targets)
+        self.stored: dict[int, Buffer] = {id(t): t for t in targets}  # kernel outputs
+        self.views: dict[int, tuple[Buffer, View]] = {}
+
+    def store(self, node: Buffer) -> None:
+        self.stored[id(node)] = node
+
+    def is_input(self, node: Buffer) -> bool:
+        """Read from memory by a kernel: realised already, or the output of another kernel."""
+        return node._data is not None or id(node) in self.stored
+
+    # --- deciding what is stored -----------------------------------------------------------
+    def cut(self) -> None:
+        for node in self.order:
+            if isinstance(node.op, ReduceOp):
+                self.store(node)
+            elif node.op is ContractOp.CONTRACT:
+                self.store(node)
+                for src in node.srcs:
+                    base = _chain(src, self)[-1]
+                    if base._data is None:
+                        self.store(base)
+        for node in self.order:
+            if _is_movement(node) and (id(node) in self.stored or any(
+                    not _is_movement(c) for c in self.consumers.get(id(node), ()))):
+                self.resolve(node)
+        self.share()
+
+    def resolve(self, node: Buffer) -> None:
+        """The stored buffer and view that movement node ``node`` reads (storing what must be)."""
+        chain = _chain(node, self)
+        base = chain[-1]
+        if base._data is None and base.op is not LoadOp.FULL and not _is_movement(base):
+            self.store(base)  # a computed node read through a view is stored first
+        view = View.contiguous(base.shape)
+        for i in range(len(chain) - 2, -1, -1):
+            step = chain[i]
+            moved = view.apply(step.op, step.arg)
+            if moved is None:  # no view can: store the source, then view it afresh
+                base = chain[i + 1]
+                self.store(base)
+                moved = View.contiguous(base.shape).apply(step.op, step.arg)
+            view = moved
+        if base.op is LoadOp.FULL and base._data is None and view.mask is not None:
+            self.store(base)
+        self.views[id(node)] = (base, view)
+
+    def share(self) -> None:
+        """Store a computed node that several kernels use, unless recomputing it is cheap."""
+        owners: dict[int, set[int]] = {}
+        for node in reversed(self.order):
+            if _is_movement(node) or node.op is LoadOp.FULL or id(node) in self.stored:
+                continue
+            mine: set[int] = set()
+            for c in self.consumers.get(id(node), ()):
+                mine |= {id(c)} if id(c) in self.stored else owners.get(id(c), set())
+            if len(mine) > 1 and not (self.recompute and self.cheap(node)):
+                self.store(node)
+                continue
+            owners[id(node)] = mine
+
+    def cheap(self, node: Buffer) -> bool:
+        count, stack, seen = 0, [node], set()
+        while stack:
+            n = stack.pop()
+            if id(n) in seen or n._data is not None or _is_movement(n) or n.op is LoadOp.FULL:
+                continue
+            seen.add(id(n))
+            if n is not node and id(n) in self.stored:
+                continue
+            count += 1
+            if count > RECOMPUTE_LIMIT:
+                return False
+            stack.extend(n.srcs)
+        return True
+
+    # --- building the items ----------------------------------------------------------------
+    def items(self) -> list[ScheduleItem]:
+        out = []
+        for node in self.order:
+            if id(node) not in self.stored:
+                continue
+            if _is_movement(node) or node.op is LoadOp.FULL:
+                out.append(ScheduleItem(node, None, _movement_nodes(node, self)))
+            elif node.op is ContractOp.CONTRACT:
+                out.append(self.contraction(node))
+            else:
+                out.append(self.kernel(node))
+        return out
+
+    def contraction(self, node: Buffer) -> ScheduleItem:
+        nodes: list[Buffer] = []
+        for src in node.srcs:
+            nodes += _movement_nodes(src, self) if _is_movement(src) else []
+        nodes.append(node)
+        inputs = [_chain(src, self)[-1] for src in node.srcs]
+        instructions = (Instruction(Leaf.INPUT, (), 0, inputs[0].dtype),
+                        Instruction(Leaf.INPUT, (), 1, inputs[1].dtype),
+                        Instruction(ContractOp.CONTRACT, (0, 1), None, node.dtype))
+        kernel = Kernel(instructions, len(node.shape), ("strided", "strided"))
+        return ScheduleItem(node, kernel, nodes, inputs, [], [], node.shape)
+
+    def kernel(self, root: Buffer) -> ScheduleItem:
+        instructions: list[Instruction] = []
+        index: dict[int, int] = {}
+        inputs: list[Buffer] = []
+        views: list[View] = []
+        input_index: dict[tuple, int] = {}
+        constants: list = []
+        const_index: dict[tuple, int] = {}
+        nodes: list[Buffer] = []
+
+        def leaf_input(base: Buffer, view: View) -> Instruction:
+            key = (id(base), view)
+            if key not in input_index:
+                input_index[key] = len(inputs)
+                inputs.append(base)
+                views.append(view)
+            return Instruction(Leaf.INPUT, (), input_index[key], base.dtype)
+
+        def leaf_const(value, dtype) -> Instruction:
+            key = (value, type(value), dtype)
+            if key not in const_index:
+                const_index[key] = len(constants)
+                constants.append(value)
+            return Instruction(Leaf.CONST, (), const_index[key], dtype)
+
+        stack: list[tuple[Buffer, bool]] = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if id(node) in index:
+                continue
+            if node is not root and self.is_input(node):
+                ins = leaf_input(node, View.contiguous(node.shape))
+            elif _is_movement(node):
+                base, view = self.views[id(node)]
+                if base.op is LoadOp.FULL and not self.is_input(base):
+                    nodes.append(base)  # run one by one, the movement ops need it stored
+                    nodes.extend(_movement_nodes(node, self))
+                    ins = leaf_const(base.arg[0], base.dtype)
+                else:
+                    nodes.extend(_movement_nodes(node, self))
+                    ins = leaf_input(base, view)
+            elif node.op is LoadOp.FULL:
+                nodes.append(node)
+                ins = leaf_const(node.arg[0], node.dtype)
+            elif not done:
+                stack.append((node, True))
+                stack.extend((s, False) for s in reversed(node.srcs) if id(s) not in index)
+                continue
+            else:
+                nodes.append(node)
+                arg = node.arg[0] if node.arg else None
+                ins = Instruction(node.op, tuple(index[id(s)] for s in node.srcs), arg,
+                                  node.dtype)
+                if node.op is UnaryOp.CAST:
+                    ins = Instruction(node.op, ins.srcs, node.arg[0], node.dtype)
+            index[id(node)] = len(instructions)
+            instructions.append(ins)
+        shape = root.srcs[0].shape if isinstance(root.op, ReduceOp) else root.shape
+        kernel = Kernel(tuple(instructions), len(shape), tuple(v.kind for v in views))
+        return ScheduleItem(root, kernel, nodes, inputs, views, constants, shape)
+
+
+def _graph(targets: list[Buffer]) -> tuple[list[Buffer], dict[int, list[Buffer]]]:
+    """The unrealised nodes ``targets`` need, in order, and the consumers of each."""
+    from .buffer import _toposort
+
+    order = _toposort(targets)
+    consumers: dict[int, list[Buffer]] = {}
+    for node in order:
+        for src in node.srcs:
+            if src._data is None:
+                consumers.setdefault(id(src), []).append(node)
+    return order, consumers
+
+
+def _chain(node: Buffer, s: _Scheduler) -> list[Buffer]:
+    """``node`` and the movement nodes under it, down to the first node that is not an
+    unrealised, unstored movement node (the chain's base, last)."""
+    chain = [node]
+    while (_is_movement(chain[-1]) and chain[-1]._data is None
+           and (len(chain) == 1 or id(chain[-1]) not in s.stored)):
+        chain.append(chain[-1].srcs[0])
+    return chain
+
+
+def _movement_nodes(node: Buffer, s: _Scheduler) -> list[Buffer]:
+    """The unrealised nodes of ``node``'s movement chain, base excluded, sources first."""
+    chain = _chain(node, s)
+    return [n for n in reversed(chain[:-1]) if n._data is None] if len(chain) > 1 else \
+        ([node] if node._data is None else [])
+
+
+def schedule(targets: list[Buffer], recompute: bool = True) -> list[ScheduleItem]:
+    """The items that realise ``targets`` (unrealised buffers of one backend), in order.
+
+    ``recompute``: whether a cheap node shared by several kernels is recomputed in each (for a
+    backend that fuses) rather than stored once.
+    """
+    scheduler = _Scheduler(list(targets), recompute)
+    scheduler.cut()
+    return scheduler.items()
