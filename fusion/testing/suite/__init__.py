@@ -10,6 +10,7 @@ from .conv import TestConvolution
 from .dtypes import TestDtypes
 from .edge_cases import TestEdgeCases, TestErrors
 from .elementwise import TestBroadcasting, TestElementwise
+from .fused import TestFusedKernels
 from .gathering import TestGathering, TestShapeEdgeCases
 from .linalg import TestLinalg, TestLosses
 from .movement import TestIndexing, TestMovement
@@ -34,6 +35,7 @@ __all__ = [
     "TestEndToEnd",
     "TestErrors",
     "TestGathering",
+    "TestFusedKernels",
     "TestIndexing",
     "TestLinalg",
     "TestLosses",
