@@ -13,9 +13,11 @@ from .plots import (
     plot_pairs,
     plot_scatter,
 )
+from .schedule import draw_schedule
 
 __all__ = [
     "Dashboard", "DashboardCallback", "draw_architecture", "draw_graph",
+    "draw_schedule",
     "plot_class_histograms", "plot_confusion_matrix", "plot_learning_curves", "plot_pairs",
     "plot_scatter", "record_scopes",
 ]
