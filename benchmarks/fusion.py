@@ -12,9 +12,9 @@ values, a row softmax of 10000x1000) this prints:
     python benchmarks/fusion.py                 # the sizes above
     python benchmarks/fusion.py --scale 0.1     # a tenth of the elements, for a quick look
 
-The numba backend is lazy, but until it compiles fused kernels it runs each kernel's
-primitives one by one: its times show the cost of laziness, not yet its gain. The kernel
-counts are what a fusing backend would run.
+The numba backend compiles elementwise kernels of 32768 elements or more whole; a kernel
+with a reduction still reaches it as primitives one by one, so the kernel counts are what a
+backend fusing every kernel would run, and numba's times show how far it has got.
 """
 
 from __future__ import annotations

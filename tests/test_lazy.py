@@ -1,9 +1,9 @@
 """Laziness: the graph, views, the scheduler, kernels and realisation points.
 
-Two lazy backends are exercised: numba (lazy by default, its kernels run primitive by
-primitive) and ``numpy_fused``, a reference backend registered here that declares ``"fuse"``
-and runs each kernel whole with :func:`fusion.core.kernel.evaluate`. Every expected value is
-either numpy's or the same expression executed eagerly.
+Two fusing backends are exercised: numba (its elementwise kernels compiled whole, here at
+every size; reductions primitive by primitive) and ``numpy_fused``, a reference backend
+registered here that runs each kernel whole with :func:`fusion.core.kernel.evaluate`. Every
+expected value is either numpy's or the same expression executed eagerly.
 """
 
 from __future__ import annotations
@@ -75,10 +75,18 @@ FUSED = _register("numpy_fused", ReferenceFused())
 LAZY_BACKENDS = ["numpy_fused", *(["numba"] if "numba" in fusion.available_backends() else [])]
 
 
-class TestFusedOnReference(fused_suite.TestFusedKernels):
-    """The conformance section for fusing backends, run on the reference one."""
+@pytest.fixture(autouse=True)
+def fuse_every_size(monkeypatch):
+    """numba compiles only kernels of many elements; here every kernel, however small."""
+    if "numba" in fusion.available_backends():
+        monkeypatch.setattr(fusion.get_backend("numba"), "fuse_min", 0)
 
-    fusion_backends = ["numpy_fused"]
+
+class TestFusedOnReference(fused_suite.TestFusedKernels):
+    """The conformance section for fusing backends, run on the reference one and on numba
+    with every kernel compiled."""
+
+    fusion_backends = LAZY_BACKENDS
 
 
 # --- views ------------------------------------------------------------------------------------

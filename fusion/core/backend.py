@@ -211,7 +211,9 @@ class Backend:
     # whole kernel of the schedule (a fusion.core.kernel.Kernel: elementwise ops over inputs
     # read through views, at most one reduction last) and return its output. Its reference is
     # fusion.core.kernel.evaluate. Without it, the backend receives the kernel's primitives
-    # one by one.
+    # one by one. With it, a backend may also define fusable(self, kernel, shape): where it
+    # returns False (a kernel it does not compile, a size too small to gain), that kernel's
+    # primitives are sent one by one.
 
     # --- optional: state that outlives a step -----------------------------------------------
     # persist(self, arrays): a list of arrays back, of the same values, computed now and kept

@@ -368,10 +368,11 @@ def _run_schedule(backend: Backend, targets: list[Buffer], fuse: bool, debug: in
 
     items = schedule(targets, recompute=fuse)
     stats = _lazy_mode.stats
+    fusable = getattr(backend, "fusable", None) if fuse else None
     for i, item in enumerate(items):
         items[i] = None
         start = time.perf_counter() if debug else 0.0
-        if fuse and item.fusable:
+        if fuse and item.fusable and (fusable is None or fusable(item.kernel, item.shape)):
             out = item.output
             out._data = backend.fuse(item.kernel, [b._data for b in item.inputs], item.views,
                                      item.constants, item.shape)

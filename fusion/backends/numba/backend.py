@@ -114,9 +114,10 @@ def _nonempty_parts(n: int, want: int) -> int:
 
 
 class NumbaBackend(Backend):
-    """Every primitive as a numba kernel (see :mod:`fusion.backends.numba`)."""
+    """Every primitive as a numba kernel (see :mod:`fusion.backends.numba`); elementwise
+    kernels of the lazy schedule as one compiled loop nest each (:mod:`.fuse`)."""
 
-    capabilities = frozenset({"float64", "int64", "views"})
+    capabilities = frozenset({"float64", "int64", "views", "fuse"})
 
     def __init__(self) -> None:
         import numba
@@ -128,6 +129,10 @@ class NumbaBackend(Backend):
         self._par = {name: getattr(self._k, f"{name}_par") for name in _ELEMENTWISE}
         self._numba = numba
         self.parallel_min = config.parallel_min()
+        self.fuse_min = config.fuse_min()
+        from . import fuse
+
+        self._fuse = fuse
         self.blas_threads = threads.blas_setting()
         self.pool = BufferPool.from_environment()
         threads.apply_policy()
@@ -402,6 +407,23 @@ class NumbaBackend(Backend):
 
     def flip(self, x, axes):
         return np.flip(x, axes)
+
+    # --- fused kernels -------------------------------------------------------------------
+    def fusable(self, kernel, shape) -> bool:
+        """Elementwise kernels of at least ``fuse_min`` elements are compiled whole; below it
+        the primitives one by one cost less than a compilation."""
+        return math.prod(shape) >= self.fuse_min and self._fuse.supported(kernel)
+
+    def fuse(self, kernel, inputs, views, constants, shape):
+        """Run ``kernel`` as one loop nest (see :mod:`.fuse`). A kernel it does not compile
+        (a reduction) runs through the reference evaluator, which Fusion itself never asks
+        for: it checks :meth:`fusable` first."""
+        if not self._fuse.supported(kernel):
+            from fusion.core.kernel import evaluate
+
+            return evaluate(kernel, inputs, views, constants, shape)
+        parallel = self._parallel(math.prod(shape))
+        return self._fuse.run(kernel, inputs, views, constants, shape, parallel)
 
     # --- contraction ---------------------------------------------------------------------
     def contract(self, x, y):

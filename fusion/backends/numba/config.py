@@ -8,6 +8,9 @@ This module does not import numba; :func:`load_kernels` does, on the backend's f
                                kernels, or a per-user cache directory when that is read-only)
 ``FUSION_NUMBA_PARALLEL_MIN``  elements from which a kernel runs on all numba threads
                                (default 262144); smaller work runs serially, on the caller
+``FUSION_NUMBA_FUSE_MIN``      elements from which an elementwise kernel of the lazy schedule
+                               is compiled whole (default 32768); smaller kernels run their
+                               primitives one by one
 ``FUSION_NUMBA_BLAS_THREADS``  BLAS threads in matmul: ``auto`` (default), ``keep`` or a
                                count (see :mod:`.threads`)
 ``FUSION_NUMBA_POOL_MB``       memory kept for reusing large outputs (default 512, 0: off;
@@ -28,6 +31,8 @@ from types import ModuleType
 CACHE_DIR_ENV = "FUSION_NUMBA_CACHE_DIR"
 PARALLEL_MIN_ENV = "FUSION_NUMBA_PARALLEL_MIN"
 DEFAULT_PARALLEL_MIN = 1 << 18
+FUSE_MIN_ENV = "FUSION_NUMBA_FUSE_MIN"
+DEFAULT_FUSE_MIN = 1 << 15
 
 
 def cache_dir(environ: dict | os._Environ = os.environ) -> str | None:
@@ -54,6 +59,16 @@ def parallel_min(environ: dict | os._Environ = os.environ) -> int:
         return int(value) if value else DEFAULT_PARALLEL_MIN
     except ValueError:
         raise ValueError(f"{PARALLEL_MIN_ENV} must be an integer, got {value!r}") from None
+
+
+def fuse_min(environ: dict | os._Environ = os.environ) -> int:
+    """The number of elements from which an elementwise kernel is compiled whole (below it,
+    its primitives run one by one: a compilation would cost more than it saves)."""
+    value = environ.get(FUSE_MIN_ENV, "")
+    try:
+        return int(value) if value else DEFAULT_FUSE_MIN
+    except ValueError:
+        raise ValueError(f"{FUSE_MIN_ENV} must be an integer, got {value!r}") from None
 
 
 def load_kernels() -> ModuleType:
