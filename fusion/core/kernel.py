@@ -30,8 +30,8 @@ from enum import Enum
 
 import numpy as np
 
-from .dtypes import DType, bool_
-from .ops import ARITY, COMPARISONS, ContractOp, ReduceOp, UnaryOp
+from .dtypes import DType
+from .ops import ContractOp, ReduceOp, UnaryOp
 from .view import View
 
 
@@ -164,12 +164,3 @@ def evaluate(kernel: Kernel, inputs, views, constants, shape: tuple[int, ...]) -
             value = getattr(prims, ins.op.value)(*[values[s] for s in ins.srcs])
         values.append(np.asarray(value))
     return values[-1]
-
-
-def result_dtype(op: Enum, src_dtypes: list[DType], arg=None) -> DType:
-    """The dtype an elementwise op gives for operands of ``src_dtypes``."""
-    if op in COMPARISONS:
-        return bool_
-    if op is UnaryOp.CAST:
-        return arg
-    return src_dtypes[-1] if ARITY.get(op) == 3 else src_dtypes[0]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .buffer import Buffer
+from .buffer import Buffer, _toposort
 from .kernel import Instruction, Kernel, Leaf
 from .ops import ContractOp, LoadOp, MovementOp, ReduceOp, UnaryOp
 from .view import View
@@ -232,8 +232,6 @@ class _Scheduler:
 
 def _graph(targets: list[Buffer]) -> tuple[list[Buffer], dict[int, list[Buffer]]]:
     """The unrealised nodes ``targets`` need, in order, and the consumers of each."""
-    from .buffer import _toposort
-
     order = _toposort(targets)
     consumers: dict[int, list[Buffer]] = {}
     for node in order:
