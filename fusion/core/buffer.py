@@ -48,6 +48,8 @@ _CONSTANTS: dict = {}
 _CONSTANTS_MAX = 512
 
 _new = object.__new__
+#: The backend method of each movement op (an enum's ``.value`` is slow on a hot path).
+_METHOD = {op: op.value for op in MovementOp}
 _lazy_var = _lazy_mode._lazy
 
 
@@ -128,7 +130,13 @@ class Buffer:
 
     def const(self, value) -> Buffer:
         """A buffer of this one's shape, dtype and backend, every element ``value``."""
-        return Buffer.constant(self.backend, self.shape, value, self.dtype)
+        backend = self.backend
+        if not backend.lazy:  # the cache lookup of :meth:`constant`, without a call
+            found = _CONSTANTS.get((backend, self.shape, self.dtype, value, type(value),
+                                    str(value)))
+            if found is not None:
+                return found
+        return Buffer.constant(backend, self.shape, value, self.dtype)
 
     def numpy(self) -> np.ndarray:
         """The values as a numpy array that may share memory with this buffer (and so with
@@ -149,6 +157,37 @@ class Buffer:
             return _lazy(backend, UnaryOp.CAST, (self,), (dtype,), self.shape, dtype)
         return _node(backend, UnaryOp.CAST, (), (dtype,), self.shape, dtype,
                      backend.cast(self._data, dtype))
+
+    # --- movement: the shape is worked out here, the rest is one generic path ---------------
+    def reshape(self, shape: tuple[int, ...]) -> Buffer:
+        return self if shape == self.shape else self._move(MovementOp.RESHAPE, (shape,), shape)
+
+    def expand(self, shape: tuple[int, ...]) -> Buffer:
+        return self if shape == self.shape else self._move(MovementOp.EXPAND, (shape,), shape)
+
+    def permute(self, order: tuple[int, ...]) -> Buffer:
+        return self._move(MovementOp.PERMUTE, (order,), tuple(self.shape[i] for i in order))
+
+    def pad(self, widths: tuple[tuple[int, int], ...], value=0) -> Buffer:
+        shape = tuple(n + b + a for n, (b, a) in zip(self.shape, widths, strict=True))
+        return self._move(MovementOp.PAD, (widths, value), shape)
+
+    def shrink(self, bounds: tuple[tuple[int, int], ...]) -> Buffer:
+        shape = tuple(stop - start for start, stop in bounds)
+        return self if shape == self.shape else self._move(MovementOp.SHRINK, (bounds,), shape)
+
+    def flip(self, axes: tuple[int, ...]) -> Buffer:
+        return self._move(MovementOp.FLIP, (axes,), self.shape)
+
+    def _move(self, op: MovementOp, args: tuple, shape: tuple[int, ...]) -> Buffer:
+        backend = self.backend
+        if backend.lazy:
+            return _lazy(backend, op, (self,), args, shape, self.dtype)
+        out = _new(Buffer)
+        out.backend, out.op, out.srcs, out.arg = backend, op, (), args
+        out.shape, out.dtype = shape, self.dtype
+        out._data = getattr(backend, _METHOD[op])(self._data, *args)
+        return out
 
     # --- contraction ---------------------------------------------------------------------
     def contract(self, other: Buffer) -> Buffer:
@@ -208,8 +247,11 @@ def _elementwise_method(op):
             backend = self.backend
             if backend.lazy:
                 return _lazy(backend, op, (self,), (), self.shape, self.dtype)
-            return _node(backend, op, (), (), self.shape, self.dtype,
-                         getattr(backend, name)(self._data))
+            out = _new(Buffer)  # an eager node, built inline: this is every op's hot path
+            out.backend, out.op, out.srcs, out.arg = backend, op, (), ()
+            out.shape, out.dtype = self.shape, self.dtype
+            out._data = getattr(backend, name)(self._data)
+            return out
     elif ARITY[op] == 2:
         comparison = op in COMPARISONS
 
@@ -218,16 +260,22 @@ def _elementwise_method(op):
             dtype = bool_ if comparison else self.dtype
             if backend.lazy:
                 return _lazy(backend, op, (self, other), (), self.shape, dtype)
-            return _node(backend, op, (), (), self.shape, dtype,
-                         getattr(backend, name)(self._data, other._data))
+            out = _new(Buffer)
+            out.backend, out.op, out.srcs, out.arg = backend, op, (), ()
+            out.shape, out.dtype = self.shape, dtype
+            out._data = getattr(backend, name)(self._data, other._data)
+            return out
     else:
         def method(self, x, y):
             """``self ? x : y`` with ``self`` a bool buffer."""
             backend = self.backend
             if backend.lazy:
                 return _lazy(backend, op, (self, x, y), (), x.shape, x.dtype)
-            return _node(backend, op, (), (), x.shape, x.dtype,
-                         getattr(backend, name)(self._data, x._data, y._data))
+            out = _new(Buffer)
+            out.backend, out.op, out.srcs, out.arg = backend, op, (), ()
+            out.shape, out.dtype = x.shape, x.dtype
+            out._data = getattr(backend, name)(self._data, x._data, y._data)
+            return out
     method.__name__ = name
     method.__doc__ = method.__doc__ or f"The primitive {op.name}."
     return method
@@ -247,58 +295,12 @@ def _reduce_method(op):
     return method
 
 
-def _movement_method(op, result_shape, identity):
-    name = op.value
-
-    def method(self, *args) -> Buffer:
-        if identity(self, *args):
-            return self
-        shape = result_shape(self.shape, *args)
-        backend = self.backend
-        if backend.lazy:
-            return _lazy(backend, op, (self,), args, shape, self.dtype)
-        return _node(backend, op, (), args, shape, self.dtype,
-                     getattr(backend, name)(self._data, *args))
-    method.__name__ = name
-    return method
-
-
-def _same_shape(self, shape):
-    return shape == self.shape
-
-
-_MOVEMENT = {
-    MovementOp.RESHAPE: (lambda shape, new: new, _same_shape),
-    MovementOp.EXPAND: (lambda shape, new: new, _same_shape),
-    MovementOp.PERMUTE: (lambda shape, order: tuple(shape[i] for i in order),
-                         lambda self, order: False),
-    MovementOp.PAD: (lambda shape, widths, value: tuple(
-        n + b + a for n, (b, a) in zip(shape, widths, strict=True)),
-        lambda self, widths, value: False),
-    MovementOp.SHRINK: (lambda shape, bounds: tuple(stop - start for start, stop in bounds),
-                        lambda self, bounds: all(
-                            b == (0, n) for b, n in zip(bounds, self.shape, strict=True))),
-    MovementOp.FLIP: (lambda shape, axes: shape, lambda self, axes: False),
-}
-
 for _op in ELEMENTWISE:
     if _op is not UnaryOp.CAST:
         setattr(Buffer, _op.value, _elementwise_method(_op))
 for _op in ReduceOp:
     setattr(Buffer, _op.value.replace("reduce_", ""), _reduce_method(_op))
-for _op, (_shape, _identity) in _MOVEMENT.items():
-    setattr(Buffer, _op.value, _movement_method(_op, _shape, _identity))
-del _op, _shape, _identity
-
-
-def _pad_default(pad):
-    def method(self, widths, value=0):
-        return pad(self, widths, value)
-    method.__name__ = "pad"
-    return method
-
-
-Buffer.pad = _pad_default(Buffer.pad)
+del _op
 
 
 # --- realisation -------------------------------------------------------------------------------
