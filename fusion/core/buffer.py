@@ -371,6 +371,11 @@ def _run_schedule(backend: Backend, targets: list[Buffer], fuse: bool, debug: in
     items = schedule(targets, recompute=fuse)
     stats = _lazy_mode.stats
     fusable = getattr(backend, "fusable", None) if fuse else None
+    if fusable is not None and any(item.fusable and not fusable(item.kernel, item.shape)
+                                   for item in items):
+        # a kernel that runs primitive by primitive stores what it computes: recomputing a
+        # shared node in another kernel would then only repeat work
+        items = schedule(targets, recompute=False)
     for i, item in enumerate(items):
         items[i] = None
         start = time.perf_counter() if debug else 0.0

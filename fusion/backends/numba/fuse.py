@@ -10,9 +10,10 @@ fused kernel gives what the primitives one by one give.
 
 Compiled functions are kept per kernel structure for the life of the process (sizes,
 strides, offsets and constants are arguments): one compilation serves every batch size.
-They are not cached on disk yet, and kernels with a reduction, or with an integer ``pow``
-(whose negative exponents the backend rejects before running), are not fused: the backend
-receives their primitives one by one. Importing this module imports numba.
+They are not cached on disk yet. Kernels with a reduction, with an integer ``pow`` (whose
+negative exponents the backend rejects before running) or with an input read through a
+strided or masked view are not fused (see :func:`supported`): the backend receives their
+primitives one by one. Importing this module imports numba.
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ _NAMESPACE = dict(np=np, prange=prange, vexp=vexp, vlog=vlog, vmaximum=vmaximum,
 
 
 def supported(kernel: Kernel) -> bool:
-    """Whether :func:`compile_kernel` handles ``kernel`` (elementwise, no integer pow)."""
+    """Whether the backend compiles ``kernel``: elementwise, no integer pow, and every input
+    read in order (a contiguous view). Strided and masked views generate correct loops (see
+    :func:`source`), but LLVM does not vectorise them yet, and they lose to the one-op
+    kernels; until they are specialised they run primitive by primitive."""
+    if any(kind != "contiguous" for kind in kernel.views):
+        return False
     for ins in kernel.instructions:
         if isinstance(ins.op, ReduceOp):
             return False
@@ -77,22 +83,37 @@ def source(kernel: Kernel, parallel: bool) -> str:
     consts = sorted({ins.arg for ins in kernel.instructions if ins.op is Leaf.CONST})
     args += [f"c{k}" for k in consts]
     lines = [f"def fused({', '.join(args)}):"]
+    strided = [i for i, kind in enumerate(kernel.views) if kind != "contiguous"]
+    if not strided:  # every input in order: one flat loop, as the one-op kernels run
+        ndim = 1
+        lines.append("    size = 1")
+        lines.append("    for n in shape:")
+        lines.append("        size *= n")
+        lines.append("    shape = (size,)")
     for axis in range(ndim):
         lines.append(f"    n{axis} = shape[{axis}]")
+        for i in strided:  # strides as scalars: loads LLVM can hoist out of the loops
+            lines.append(f"    s{i}_{axis} = st{i}[{axis}]")
     indent = "    "
+    outer = "0"
+    partial = {i: f"off{i}" for i in strided}
     for axis in range(ndim):
         loop = "prange" if parallel and axis == 0 else "range"
         lines.append(f"{indent}for i{axis} in {loop}(n{axis}):")
         indent += "    "
-    flat = "0"
-    for axis in range(ndim):
-        flat = f"i{axis}" if axis == 0 else f"({flat}) * n{axis} + i{axis}"
-    lines.append(f"{indent}o = {flat}")
+        # the flat output index and each strided input's index, one loop level at a time
+        lines.append(f"{indent}o{axis} = {'' if axis == 0 else f'o{axis - 1} * n{axis} + '}"
+                     f"i{axis}")
+        for i in strided:
+            lines.append(f"{indent}p{i}_{axis} = {partial[i]} + i{axis} * s{i}_{axis}")
+            partial[i] = f"p{i}_{axis}"
+        outer = f"o{axis}"
+    lines.append(f"{indent}o = {outer}")
     for i, kind in enumerate(kernel.views):
-        if kind == "contiguous":
-            index = f"off{i} + o"
-        else:
-            index = " + ".join([f"off{i}", *[f"i{a} * st{i}[{a}]" for a in range(ndim)]])
+        index = f"off{i} + o" if kind == "contiguous" else partial[i]
+        # an unsigned index: numba checks a signed one for negative wrap-around on every read,
+        # which keeps LLVM from vectorising the loop
+        index = f"np.uintp({index})"
         if kind == "masked":
             inside = " and ".join(f"mk{i}[{a}, 0] <= i{a} < mk{i}[{a}, 1]"
                                   for a in range(ndim)) or "True"
@@ -113,7 +134,7 @@ def source(kernel: Kernel, parallel: bool) -> str:
             if ins.dtype.name in _CONVERT:
                 value = f"{_CONVERT[ins.dtype.name]}({value})"
         lines.append(f"{indent}t{k} = {value}")
-    lines.append(f"{indent}out[o] = t{len(kernel.instructions) - 1}")
+    lines.append(f"{indent}out[np.uintp(o)] = t{len(kernel.instructions) - 1}")
     return "\n".join(lines) + "\n"
 
 
