@@ -26,7 +26,7 @@ import fusion
 fusion.set_backend("numba")
 x = fusion.randn(50, 3)
 for _ in range(3):
-    y = (x * 2.5 + 1.0).exp().sum()
+    y = (x * 2.5 + 1.0).exp().sum().item()  # the backend is lazy: item() runs the work
 print(fusion.get_backend().compile_seconds)
 """
     fresh = run(code, env={"FUSION_NUMBA_CACHE_DIR": str(tmp_path / "cache")})

@@ -48,6 +48,8 @@ _CONSTANTS: dict = {}
 _CONSTANTS_MAX = 512
 
 _new = object.__new__
+#: Marks the FULL nodes of :meth:`Buffer.constant` (internal operands, read-only once realised).
+_READ_ONLY = "read-only"
 #: The backend method of each movement op (an enum's ``.value`` is slow on a hot path).
 _METHOD = {op: op.value for op in MovementOp}
 _lazy_var = _lazy_mode._lazy
@@ -113,9 +115,10 @@ class Buffer:
     @staticmethod
     def constant(backend: Backend, shape: tuple[int, ...], value, dtype: DType) -> Buffer:
         """Like :meth:`full`, but small results are cached and read-only: for internal
-        operands only."""
+        operands only. (On a lazy backend, a scalar node of its own each time, read-only
+        once realised.)"""
         if backend.lazy:
-            return _lazy(backend, LoadOp.FULL, (), (value,), shape, dtype)
+            return _lazy(backend, LoadOp.FULL, (), (value, _READ_ONLY), shape, dtype)
         key = (backend, shape, dtype, value, type(value), str(value))
         found = _CONSTANTS.get(key)
         if found is None:
@@ -350,6 +353,8 @@ def _run_primitive(node: Buffer) -> None:
     backend = node.backend
     if op is LoadOp.FULL:
         data = _filled(backend, node.shape, node.arg[0], node.dtype)
+        if node.arg[-1] is _READ_ONLY and isinstance(data, np.ndarray):
+            data.flags.writeable = False  # an internal constant: no one may write into it
     else:
         data = getattr(backend, op.value)(*[s._data for s in node.srcs], *node.arg)
         if not isinstance(op, MovementOp):

@@ -204,8 +204,7 @@ class _Scheduler:
             elif _is_movement(node):
                 base, view = self.views[id(node)]
                 if base.op is LoadOp.FULL and not self.is_input(base):
-                    nodes.append(base)  # run one by one, the movement ops need it stored
-                    nodes.extend(_movement_nodes(node, self))
+                    nodes.extend(_movement_nodes(node, self))  # the constant first
                     ins = leaf_const(base.arg[0], base.dtype)
                 else:
                     nodes.extend(_movement_nodes(node, self))
@@ -253,10 +252,14 @@ def _chain(node: Buffer, s: _Scheduler) -> list[Buffer]:
 
 
 def _movement_nodes(node: Buffer, s: _Scheduler) -> list[Buffer]:
-    """The unrealised nodes of ``node``'s movement chain, base excluded, sources first."""
+    """The unrealised nodes of ``node``'s movement chain, sources first; its base only when
+    no other item computes it (a constant)."""
     chain = _chain(node, s)
-    return [n for n in reversed(chain[:-1]) if n._data is None] if len(chain) > 1 else \
-        ([node] if node._data is None else [])
+    if len(chain) == 1:
+        return [node] if node._data is None else []
+    base = chain[-1]
+    own_base = base._data is None and id(base) not in s.stored and base.op is LoadOp.FULL
+    return ([base] if own_base else []) + [n for n in reversed(chain[:-1]) if n._data is None]
 
 
 def schedule(targets: list[Buffer], recompute: bool = True) -> list[ScheduleItem]:
