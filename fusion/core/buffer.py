@@ -227,8 +227,10 @@ def _node(backend, op, srcs, arg, shape, dtype, data) -> Buffer:
 def _lazy(backend, op, srcs, arg, shape, dtype) -> Buffer:
     """A new unrealised node, realised at once when laziness is off."""
     node = _node(backend, op, srcs, arg, shape, dtype, None)
-    if not _lazy_var.get():
-        realize((node,))
+    if not _lazy_var.get():  # eager: this primitive alone, now (its sources first if lazy)
+        if any(s._data is None for s in srcs):
+            realize(srcs)
+        _run_primitive(node)
     return node
 
 
