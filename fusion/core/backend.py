@@ -213,7 +213,9 @@ class Backend:
     # fusion.core.kernel.evaluate. Without it, the backend receives the kernel's primitives
     # one by one. With it, a backend may also define fusable(self, kernel, shape): where it
     # returns False (a kernel it does not compile, a size too small to gain), that kernel's
-    # primitives are sent one by one.
+    # primitives are sent one by one (and no shared node is recomputed); and an int attribute
+    # fuse_min: a realisation whose nodes all have fewer elements is not scheduled at all,
+    # its primitives go one by one.
 
     # --- optional: state that outlives a step -----------------------------------------------
     # persist(self, arrays): a list of arrays back, of the same values, computed now and kept

@@ -323,10 +323,18 @@ def realize(buffers: Iterable[Buffer]) -> None:
     for backend, targets in pending.items():
         fuse = "fuse" in backend.capabilities and callable(getattr(backend, "fuse", None))
         debug = _lazy_mode.debug_level()
-        if fuse or debug or _lazy_mode.stats.tracking:
-            _run_schedule(backend, targets, fuse, debug)
-        else:
+        if not (fuse or debug or _lazy_mode.stats.tracking):
             _run_in_order(_toposort(targets))
+            continue
+        if fuse and not debug and not _lazy_mode.stats.tracking:
+            # a backend that fuses only from some size on: small work runs primitive by
+            # primitive without the cost of a schedule
+            limit = getattr(backend, "fuse_min", 0)
+            order = _toposort(targets)
+            if limit and all(math.prod(n.shape) < limit for n in order):
+                _run_in_order(order)
+                continue
+        _run_schedule(backend, targets, fuse, debug)
 
 
 def _toposort(targets: list[Buffer]) -> list[Buffer]:
@@ -375,14 +383,11 @@ def _run_in_order(order: list[Buffer]) -> None:
 def _run_schedule(backend: Backend, targets: list[Buffer], fuse: bool, debug: int) -> None:
     from .schedule import schedule
 
-    items = schedule(targets, recompute=fuse)
-    stats = _lazy_mode.stats
     fusable = getattr(backend, "fusable", None) if fuse else None
-    if fusable is not None and any(item.fusable and not fusable(item.kernel, item.shape)
-                                   for item in items):
-        # a kernel that runs primitive by primitive stores what it computes: recomputing a
-        # shared node in another kernel would then only repeat work
-        items = schedule(targets, recompute=False)
+    # a backend that may run some kernels primitive by primitive stores what those compute:
+    # recomputing a shared node in another kernel would then only repeat work
+    items = schedule(targets, recompute=fuse and fusable is None)
+    stats = _lazy_mode.stats
     for i, item in enumerate(items):
         items[i] = None
         start = time.perf_counter() if debug else 0.0

@@ -11,8 +11,8 @@ Which nodes are computed into memory (the outputs of kernels), and why:
 * a node used by more than one kernel. On a backend that fuses, such a node is computed again
   inside each kernel instead when it is cheap: at most :data:`RECOMPUTE_LIMIT` elementwise ops
   over inputs that each of those kernels reads anyway cost less than writing it out and reading
-  it back. On a backend that runs primitives one by one, or that would run some kernel of this
-  realisation primitive by primitive (see ``Backend.fusable``), every node is computed once.
+  it back. On a backend that runs primitives one by one, or that may run some kernels
+  primitive by primitive (it defines ``fusable``), every node is computed once.
 
 Everything else is an elementwise op inlined into the kernel of its consumer. Constants are
 scalar values of the kernel, never arrays; views of stored buffers cost nothing until a
