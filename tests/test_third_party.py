@@ -283,8 +283,10 @@ def test_example_backend_installed_with_pip_passes_the_suite(layered_env, tmp_pa
     assert suite.returncode == 0, suite.stdout[-5000:] + suite.stderr[-2000:]
     assert re.search(r"\d+ passed", summary) and "failed" not in summary
     skips = [line for line in suite.stdout.splitlines() if line.startswith("SKIPPED")]
-    assert skips, "pylist declares no views: the views test must be skipped"
-    assert all("lacks capability 'views'" in line for line in skips), skips
+    assert skips, "pylist declares neither views nor fuse: those tests must be skipped"
+    # only what pylist does not declare is skipped: views, and whole fused kernels
+    assert all(re.search(r"lacks capability '(views|fuse)'", line) for line in skips), skips
+    assert any("lacks capability 'views'" in line for line in skips), skips
 
     # the package's own tests: the suite as one test module, pinned by addopts, and its unit
     # tests (the primitives only, to keep this short)
