@@ -89,14 +89,15 @@ def main() -> None:
     rows = run(args.backend)
     print(f"backend {args.backend}; microseconds, median; ratio = fusion / reference")
     print(f"{'case':50} {'fusion':>9} {'numpy':>9} {'torch':>9} {'vs numpy':>9} {'vs torch':>9}")
+    def fmt(v):
+        return f"{v:9.2f}" if v is not None else f"{'-':>9}"
+
+    def ratio(ours, v):
+        return f"{ours / v:8.2f}x" if v else f"{'-':>9}"
+
     for name, ours, ref, torch_us in rows:
-        def fmt(v):
-            return f"{v:9.2f}" if v is not None else f"{'-':>9}"
-
-        def ratio(v):
-            return f"{ours / v:8.2f}x" if v else f"{'-':>9}"
-
-        print(f"{name:50} {fmt(ours)} {fmt(ref)} {fmt(torch_us)} {ratio(ref)} {ratio(torch_us)}")
+        print(f"{name:50} {fmt(ours)} {fmt(ref)} {fmt(torch_us)} "
+              f"{ratio(ours, ref)} {ratio(ours, torch_us)}")
 
 
 if __name__ == "__main__":
