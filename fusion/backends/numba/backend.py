@@ -410,20 +410,22 @@ class NumbaBackend(Backend):
 
     # --- fused kernels -------------------------------------------------------------------
     def fusable(self, kernel, shape) -> bool:
-        """Elementwise kernels of at least ``fuse_min`` elements are compiled whole; below it
-        the primitives one by one cost less than a compilation."""
+        """Kernels of at least ``fuse_min`` elements are compiled whole (see
+        :func:`.fuse.supported`); below it the primitives one by one cost less than a
+        compilation."""
         return math.prod(shape) >= self.fuse_min and self._fuse.supported(kernel)
 
     def fuse(self, kernel, inputs, views, constants, shape):
         """Run ``kernel`` as one loop nest (see :mod:`.fuse`). A kernel it does not compile
-        (a reduction) runs through the reference evaluator, which Fusion itself never asks
-        for: it checks :meth:`fusable` first."""
+        (see :func:`.fuse.supported`) runs through the reference evaluator, which Fusion
+        itself never asks for: it checks :meth:`fusable` first."""
         if not self._fuse.supported(kernel):
             from fusion.core.kernel import evaluate
 
             return evaluate(kernel, inputs, views, constants, shape)
         parallel = self._parallel(math.prod(shape))
-        return self._fuse.run(kernel, inputs, views, constants, shape, parallel)
+        return self._fuse.run(kernel, inputs, views, constants, shape, parallel,
+                              self._threads() if parallel else 1)
 
     # --- contraction ---------------------------------------------------------------------
     def contract(self, x, y):
