@@ -6,15 +6,16 @@ values, a row softmax of 10000x1000) this prints:
 * passes over memory: the primitives that run one by one (each reads its inputs and writes
   its output once) against the kernels of the lazy schedule for a backend that fuses (each
   is one pass), with the bytes those kernels move;
-* the median time of each contender: hand-written numpy, Fusion on the numpy backend (eager),
-  Fusion on each lazy backend, lazily and under ``fusion.eager()``.
+* the median time of each contender: hand-written numpy, a hand-written fused numba loop (one
+  parallel loop per pass, using the numba backend's vectorisable exp; when numba is
+  installed), Fusion on the numpy backend (eager), Fusion on each lazy backend, lazily and
+  under ``fusion.eager()``.
 
     python benchmarks/fusion.py                 # the sizes above
     python benchmarks/fusion.py --scale 0.1     # a tenth of the elements, for a quick look
 
-The numba backend compiles elementwise kernels of 32768 elements or more whole; a kernel
-with a reduction still reaches it as primitives one by one, so the kernel counts are what a
-backend fusing every kernel would run, and numba's times show how far it has got.
+The numba backend compiles kernels of 32768 elements or more whole, a trailing sum or max
+included (see fusion/backends/numba/fuse.py).
 """
 
 from __future__ import annotations
@@ -77,6 +78,55 @@ WORKLOADS = {
 }
 
 
+def hand_fused():
+    """The three workloads as hand-written parallel numba loops, or None without numba."""
+    try:
+        from numba import njit, prange
+
+        from fusion.backends.numba.vecmath import vexp
+    except ImportError:
+        return None
+    one, two = np.float32(1), np.float32(2)
+    half, c, k = np.float32(0.5), np.float32(math.sqrt(2 / math.pi)), np.float32(0.044715)
+
+    @njit(parallel=True, fastmath={"reassoc"}, error_model="numpy")
+    def chain_nb(x):
+        total = 0.0
+        for i in prange(x.size):
+            total += vexp(x[i] * two + one) * x[i]
+        return total
+
+    @njit(parallel=True, error_model="numpy")
+    def gelu_nb(x):
+        out = np.empty_like(x)
+        for i in prange(x.size):
+            v = x[i]
+            u = c * (v + k * v * v * v)
+            e = vexp(-two * np.abs(u))  # tanh(|u|) = (1 - e) / (1 + e), no overflow
+            t = (one - e) / (one + e)
+            out[i] = half * v * (one + (t if u >= 0 else -t))
+        return out
+
+    @njit(parallel=True, fastmath={"reassoc"}, error_model="numpy")
+    def softmax_nb(x):
+        out = np.empty_like(x)
+        for r in prange(x.shape[0]):
+            m = x[r, 0]
+            for j in range(x.shape[1]):
+                m = max(m, x[r, j])
+            s = 0.0
+            for j in range(x.shape[1]):
+                e = vexp(x[r, j] - m)
+                out[r, j] = e
+                s += e
+            inv = np.float32(1 / s)
+            for j in range(x.shape[1]):
+                out[r, j] *= inv
+        return out
+
+    return {"chain": chain_nb, "gelu": gelu_nb, "softmax": softmax_nb}
+
+
 def median_ms(fn, repeats: int) -> float:
     fn()  # warm up: compilation, caches, allocation
     times = []
@@ -107,14 +157,17 @@ def main() -> None:
     lazy_backends = [n for n in fusion.available_backends() if fusion.get_backend(n).lazy]
     rng = np.random.default_rng(0)
     print(f"backends: {', '.join(fusion.available_backends())}; lazy: {', '.join(lazy_backends)}")
+    loops = hand_fused()
     for name, (fn, ref, shape) in WORKLOADS.items():
         shape = (max(1, int(shape[0] * args.scale)), *shape[1:])
         print(f"\n{name}, shape {shape}")
+        hand = loops[fn.__name__] if loops else None
         run_workload(fn, ref, rng.standard_normal(shape).astype(np.float32), lazy_backends,
-                     args.repeats)
+                     args.repeats, hand)
 
 
-def run_workload(fn, ref, host: np.ndarray, lazy_backends: list[str], repeats: int) -> None:
+def run_workload(fn, ref, host: np.ndarray, lazy_backends: list[str], repeats: int,
+                 hand=None) -> None:
     """Print the passes over memory and the time of each contender for one workload."""
     if lazy_backends:
         probe = fusion.Tensor(host[:64] if host.ndim == 1 else host[:8], backend=lazy_backends[0])
@@ -124,6 +177,9 @@ def run_workload(fn, ref, host: np.ndarray, lazy_backends: list[str], repeats: i
               f"when fused ({moved / 1e6:.1f} MB read and written by them)")
     reference = median_ms(lambda: ref(host), repeats)
     rows = [("hand-written numpy", reference)]
+    if hand is not None:
+        np.testing.assert_allclose(hand(host), ref(host), rtol=1e-3, atol=1e-3)
+        rows.append(("hand-fused numba loop", median_ms(lambda: hand(host), repeats)))
     x = fusion.Tensor(host, backend="numpy")
     rows.append(("fusion numpy (eager)", median_ms(lambda: fn(x).realize(), repeats)))
     for backend in lazy_backends:

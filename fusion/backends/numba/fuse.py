@@ -130,8 +130,27 @@ def _accumulator(kernel: Kernel) -> tuple[str, str]:
     return src.name, f"np.{src.name}({np.iinfo(src.np).min})"
 
 
-def source(kernel: Kernel, parallel: bool) -> str:
-    """The Python source of ``kernel``'s loop nest (a function named ``fused``)."""
+def inner_kinds(kernel: Kernel, views) -> tuple[str, ...]:
+    """How each input is read along the innermost loop, a launch's specialisation of the
+    kernel: ``"1"`` in order, ``"0"`` one value for the whole loop (a broadcast), ``"s"`` any
+    other stride or a masked view; ``"c"`` for a contiguous view (read by the flat index)."""
+    kinds = []
+    for kind, view in zip(kernel.views, views, strict=True):
+        if kind == "contiguous":
+            kinds.append("c")
+        elif kind == "masked" or not view.strides:
+            kinds.append("s")
+        else:
+            kinds.append({1: "1", 0: "0"}.get(view.strides[-1], "s"))
+    return tuple(kinds)
+
+
+def source(kernel: Kernel, parallel: bool, inner: tuple[str, ...] | None = None) -> str:
+    """The Python source of ``kernel``'s loop nest (a function named ``fused``), its inputs
+    read along the innermost loop as ``inner`` says (see :func:`inner_kinds`; by default
+    through their strides). Specialised reads leave the innermost loop free of stride
+    multiplications and of loads that do not change, so LLVM vectorises it."""
+    inner = inner or tuple("c" if k == "contiguous" else "s" for k in kernel.views)
     reducing = bool(kernel.reduce_axes)
     flat = _flat(kernel)
     ndim = len(loop_shape(kernel, (1,) * kernel.ndim))
@@ -167,17 +186,27 @@ def source(kernel: Kernel, parallel: bool) -> str:
             if reducing and axis == kept and not partials:
                 lines.append(f"{indent}acc = {acc_init}")
             loop = "prange" if parallel and axis == 0 else "range"
+            if axis == ndim - 1:  # broadcast inputs: one load for the whole innermost loop
+                for i in strided:
+                    if inner[i] == "0":
+                        lines.append(f"{indent}x{i} = in{i}[np.uintp({partial[i]})]")
             lines.append(f"{indent}for i{axis} in {loop}(n{axis}):")
         indent += "    "
         # the flat loop index and each strided input's index, one loop level at a time
         lines.append(f"{indent}o{axis} = {'' if axis == 0 else f'o{axis - 1} * n{axis} + '}"
                      f"i{axis}")
         for i in strided:
-            lines.append(f"{indent}p{i}_{axis} = {partial[i]} + i{axis} * s{i}_{axis}")
+            if axis == ndim - 1 and inner[i] == "0":
+                continue
+            step = f"i{axis}" if axis == ndim - 1 and inner[i] == "1" else \
+                f"i{axis} * s{i}_{axis}"
+            lines.append(f"{indent}p{i}_{axis} = {partial[i]} + {step}")
             partial[i] = f"p{i}_{axis}"
     outer = f"o{ndim - 1}"
     lines.append(f"{indent}o = {outer}")
     for i, kind in enumerate(kernel.views):
+        if inner[i] == "0":
+            continue  # loaded before the innermost loop
         index = f"off{i} + o" if kind == "contiguous" else partial[i]
         # an unsigned index: numba checks a signed one for negative wrap-around on every read,
         # which keeps LLVM from vectorising the loop
@@ -234,11 +263,12 @@ def _options(kernel: Kernel, parallel: bool) -> str:
     return ", ".join(options)
 
 
-def module_source(kernel: Kernel, parallel: bool) -> str:
+def module_source(kernel: Kernel, parallel: bool, inner: tuple[str, ...]) -> str:
     """The whole generated module: imports, the kernel as a comment, the decorated loop nest."""
     comment = "\n".join(f"# {line}" for line in str(kernel).splitlines())
+    comment += f"\n# innermost reads: {' '.join(inner)}"
     return _HEADER.format(comment=comment, options=_options(kernel, parallel)) + \
-        source(kernel, parallel)
+        source(kernel, parallel, inner)
 
 
 def source_dir() -> Path:
@@ -280,15 +310,15 @@ def _load(text: str):
     return module.fused
 
 
-_compiled: dict[tuple[Kernel, bool], object] = {}
+_compiled: dict[tuple[Kernel, bool, tuple[str, ...]], object] = {}
 
 
-def compile_kernel(kernel: Kernel, parallel: bool):
+def compile_kernel(kernel: Kernel, parallel: bool, inner: tuple[str, ...]):
     """The compiled loop nest of ``kernel`` (loaded or compiled on first use, then kept)."""
-    found = _compiled.get((kernel, parallel))
+    found = _compiled.get((kernel, parallel, inner))
     if found is None:
-        found = _load(module_source(kernel, parallel))
-        _compiled[(kernel, parallel)] = found
+        found = _load(module_source(kernel, parallel, inner))
+        _compiled[(kernel, parallel, inner)] = found
     return found
 
 
@@ -323,7 +353,7 @@ def run(kernel: Kernel, inputs, views, constants, shape: tuple[int, ...],
                      flat.dtype.type(view.fill)]
     dtypes = {ins.arg: ins.dtype.np for ins in kernel.instructions if ins.op is Leaf.CONST}
     args += [dtypes[k].type(constants[k]) for k in sorted(dtypes)]
-    compile_kernel(kernel, parallel)(*args)
+    compile_kernel(kernel, parallel, inner_kinds(kernel, views))(*args)
     if partials:
         merged = out.sum() if kernel.output.op is ReduceOp.SUM else np.maximum.reduce(out)
         dtype = kernel.output.dtype

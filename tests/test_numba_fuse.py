@@ -1,0 +1,146 @@
+"""The numba backend's fused kernels: every loop shape it generates, serial and split across
+threads, against the reference evaluator (numpy, one instruction at a time), and its disk
+cache across processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fusion
+from fusion.core.kernel import evaluate
+from fusion.core.schedule import schedule
+
+pytest.importorskip("numba")
+from fusion.backends.numba import fuse  # noqa: E402
+
+rng = np.random.default_rng(7)
+
+
+def _t(shape, dtype="float32", low=-3, high=3):
+    if dtype.startswith("int"):
+        data = rng.integers(low, high, shape).astype(dtype)
+    else:
+        data = rng.uniform(low, high, shape).astype(dtype)
+    return fusion.Tensor(data, backend="numba")
+
+
+# name, inputs, expression: each schedules kernels whose inputs are realised tensors
+CASES = [
+    ("chain_sum_all", lambda: [_t((37, 51))], lambda x: ((x * 2 + 1).exp() * x).sum()),
+    ("row_max", lambda: [_t((33, 65))], lambda x: (x * 3).max(-1)),
+    ("row_sum_broadcast", lambda: [_t((33, 65)), _t((33, 1))],
+     lambda x, m: (x - m).exp().sum(-1, keepdim=True)),
+    ("normalise", lambda: [_t((33, 65)), _t((33, 1)), _t((33, 1), low=1, high=2)],
+     lambda x, m, s: (x - m).exp() / s),
+    ("bias_relu", lambda: [_t((40, 17)), _t((17,))], lambda x, b: (x + b).relu()),
+    ("transposed_sum", lambda: [_t((29, 31))], lambda x: (x.T * 3).sum(1)),
+    ("transposed_max_all", lambda: [_t((29, 31))], lambda x: (x.T - 1).max()),
+    ("flipped", lambda: [_t((30, 20))], lambda x: x[::-1, 2:19].sqrt().sum(1)),
+    ("padded_sum", lambda: [_t((12, 9))],
+     lambda x: x.pad(((1, 2), (3, 0)), value=-1.5).exp().sum(-1)),
+    ("three_d_trailing", lambda: [_t((5, 6, 7))], lambda x: x.sin().sum((1, 2))),
+    ("int_sum", lambda: [_t((11, 13), "int32", -50, 50)], lambda x: (x * x - 3).sum(-1)),
+    ("int_max_all", lambda: [_t((11, 13), "int64", -50, 50)], lambda x: (x * 7).max()),
+    ("bool_count", lambda: [_t((11, 13))], lambda x: (x < 0).cast("int32").sum(-1)),
+]
+
+
+def _launches(fn, tensors):
+    items = schedule([fn(*tensors).data], recompute=True)
+    launches = [item for item in items if item.fusable
+                and all(b._data is not None for b in item.inputs)]
+    assert launches, "the expression schedules no kernel over realised inputs"
+    return launches
+
+
+@pytest.mark.parametrize("name, make, fn", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("parallel, threads", [(False, 1), (True, 1), (True, 2), (True, 5)])
+def test_fused_kernel_equals_the_reference(name, make, fn, parallel, threads):
+    tensors = make()
+    for item in _launches(fn, tensors):
+        assert fuse.supported(item.kernel), str(item.kernel)
+        inputs = [b._data for b in item.inputs]
+        got = fuse.run(item.kernel, inputs, item.views, item.constants, item.shape,
+                       parallel, threads)
+        want = evaluate(item.kernel, inputs, item.views, item.constants, item.shape)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        if want.dtype.kind == "f":
+            np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(got, want)
+
+
+def test_nan_reaches_fused_maxima_and_sums():
+    data = rng.uniform(-1, 1, (8, 40)).astype(np.float32)
+    data[3, 17] = np.nan
+    data[5, 2] = np.inf
+    x = fusion.Tensor(data, backend="numba")
+    for fn in (lambda x: (x * 2).max(-1), lambda x: (x * 2).max(), lambda x: (x + 1).sum(-1)):
+        for item in _launches(fn, [x]):
+            inputs = [b._data for b in item.inputs]
+            for parallel in (False, True):
+                got = fuse.run(item.kernel, inputs, item.views, item.constants, item.shape,
+                               parallel, 3)
+                want = evaluate(item.kernel, inputs, item.views, item.constants, item.shape)
+                np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+                np.testing.assert_allclose(got, want, rtol=2e-6)
+
+
+def test_generated_source_is_specialised_and_readable():
+    x, b = _t((40, 17)), _t((17,))
+    (item,) = _launches(lambda x, b: (x + b).relu(), [x, b])
+    inner = fuse.inner_kinds(item.kernel, item.views)
+    assert inner == ("c", "1")  # the bias is read in order along each row
+    serial = fuse.source(item.kernel, False, inner)
+    parallel = fuse.source(item.kernel, True, inner)
+    assert "prange" in parallel and "prange" not in serial
+    m = _t((33, 1))
+    (item,) = _launches(lambda x, m: (x - m).exp(), [_t((33, 65)), m])
+    inner = fuse.inner_kinds(item.kernel, item.views)
+    assert inner == ("c", "0")
+    text = fuse.source(item.kernel, False, inner)
+    # the broadcast value is loaded once per row, outside the innermost loop
+    load = next(i for i, line in enumerate(text.splitlines()) if line.strip().startswith("x1 ="))
+    loop = next(i for i, line in enumerate(text.splitlines()) if "for i1 in" in line)
+    assert load < loop
+
+
+def test_unsupported_kernels_are_left_to_the_primitives():
+    x = _t((6, 7))
+    (item,) = _launches(lambda x: (x * 2).sum(0), [x])
+    assert not fuse.supported(item.kernel)  # a leading-axis reduction
+    backend = fusion.get_backend("numba")
+    assert not backend.fusable(item.kernel, item.shape)
+
+
+def test_kernels_are_cached_on_disk_across_processes(tmp_path):
+    script = textwrap.dedent("""
+        import numpy as np, fusion
+        from fusion.backends.numba import fuse
+        from fusion.core.schedule import schedule
+        x = fusion.Tensor(np.arange(12, dtype=np.float32).reshape(3, 4), backend="numba")
+        items = schedule([((x * 3 + 1).exp() * x).sum(-1).data], recompute=True)
+        (item,) = [i for i in items if i.fusable]
+        out = fuse.run(item.kernel, [b._data for b in item.inputs], item.views,
+                       item.constants, item.shape, False)
+        kernel = fuse.compile_kernel(item.kernel, False, fuse.inner_kinds(item.kernel,
+                                                                         item.views))
+        print(sum(kernel.stats.cache_hits.values()), sum(kernel.stats.cache_misses.values()))
+        print(float(out[0, 0]))
+    """)
+    env = dict(os.environ, FUSION_NUMBA_CACHE_DIR=str(tmp_path))
+    env.pop("PYTEST_XDIST_WORKER", None)
+    first, second = (subprocess.run([sys.executable, "-c", script], env=env, text=True,
+                                    capture_output=True, timeout=300, check=True).stdout.split()
+                     for _ in range(2))
+    assert first[:2] == ["0", "1"]  # compiled by the first process
+    assert second[:2] == ["1", "0"]  # loaded from disk by the second
+    want = float(sum(np.exp(np.float32(v) * 3 + 1) * v for v in range(4)))
+    assert float(second[2]) == pytest.approx(want, rel=1e-5)
+    assert list((tmp_path / "fused").glob("fusion_fused_*.py"))
