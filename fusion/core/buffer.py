@@ -159,7 +159,7 @@ class Buffer:
             return False
         base = data.base  # a reshaped result keeps the flat array it was computed in
         return base is None or (type(base) is np.ndarray and base.base is None
-                                and base.nbytes == data.nbytes and sys.getrefcount(base) == 3)
+                                and base.nbytes == data.nbytes)
 
     def assign(self, src: Buffer) -> Buffer:
         """Write ``src``'s values (same shape, dtype and backend; realised now) into this
