@@ -166,6 +166,8 @@ class Jitted:
         return kind
 
     def _capture(self, kind: _Kind, backend, args, kwargs, tensors: list[Tensor]):
+        if kind.previous is not None and kind.previous.version != capture.state_version():
+            kind.attempts = 0  # state replaced from outside: not the step's own doing
         for t in tensors:
             t.data.realize()
         recorder = _Recorder(backend, tensors)
