@@ -147,15 +147,14 @@ class Buffer:
     def writable(self) -> bool:
         """Whether :meth:`assign` can write into this buffer's storage: it is realised, its
         backend declares the capability ``"assign"``, and (for numpy arrays) the storage is
-        writable, contiguous memory of its own, not a view into other memory. Whether anyone
+        writable memory of its own (in any order), not a view into other memory. Whether anyone
         else holds the buffer is the caller's question (see ``Tensor.assign``)."""
         data = self._data
         if data is None or "assign" not in self.backend.capabilities:
             return False
         if not isinstance(data, np.ndarray):
             return True
-        flags = data.flags
-        if not (flags.writeable and flags.c_contiguous):
+        if not data.flags.writeable:
             return False
         base = data.base  # a reshaped result keeps the flat array it was computed in
         return base is None or (type(base) is np.ndarray and base.base is None
