@@ -650,13 +650,20 @@ class _Replay:
             captured = trace.arrays[step.out]
             args = _resolve(step.args, arrays)
             if step.view:
-                arrays[step.out] = getattr(self.backend, step.name)(*args, **step.kwargs)
+                view = getattr(self.backend, step.name)(*args, **step.kwargs)
+                if np.may_share_memory(view, args[0]):
+                    arrays[step.out] = view
+                    continue
+                step.view = False  # a copy here (another layout): computed on every replay
+                arrays[step.out] = _own(view)
             elif step.name == "from_numpy" and step.out not in trace.host_targets:
                 arrays[step.out] = captured  # a constant made from Python values
             elif not trace.varies[step.out] and step.out not in trace.host_targets:
                 arrays[step.out] = _own(getattr(self.backend, step.name)(*args, **step.kwargs))
             else:
-                arrays[step.out] = np.empty(np.shape(captured), np.asarray(captured).dtype)
+                # the layout of the capture, so that the views taken of it stay views
+                arrays[step.out] = np.empty_like(captured) if isinstance(
+                    captured, np.ndarray) else np.empty((), np.asarray(captured).dtype)
         return arrays
 
     def _host_fills(self, trace: _Trace, steps, arrays) -> list:

@@ -304,3 +304,40 @@ def test_no_memory_growth_over_2000_replays(backend):
     # allocators keep some freed blocks: bounded, where anything kept per replay (a tensor,
     # its buffer, its array) would add more than 500 kB
     assert after - base < 256 * 1024, (base, after)
+
+
+def test_a_convolutional_step_on_changing_batches(backend):
+    """Convolution and pooling move data through transposes and reshapes whose results are
+    views or copies depending on layout: a replay must recompute what is a copy."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((96, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 96)
+
+    def train(use_jit):
+        fusion.manual_seed(0)
+        model = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 4, 3, padding=1),
+                              nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                              nn.Linear(64, 10)).to(backend)
+        opt = optim.Adam(model.parameters(), lr=1e-2)
+
+        def step(x, t):
+            opt.zero_grad()
+            out = model(x)
+            loss = nn.functional.cross_entropy(out, t)
+            loss.backward()
+            opt.step()
+            return loss, out.detach()
+
+        f = fusion.jit(step) if use_jit else step
+        results = []
+        for i in range(8):
+            s = (i * 32) % 96
+            loss, out = f(fusion.Tensor(X[s:s + 32], backend=backend),
+                          fusion.Tensor(y[s:s + 32], backend=backend))
+            results.append(np.append(out.numpy().ravel(), loss.item()))
+        return np.array(results), f
+
+    plain, _ = train(False)
+    jitted, f = train(True)
+    np.testing.assert_allclose(jitted, plain, rtol=1e-5, atol=1e-6)
+    assert f.replays >= 4

@@ -116,6 +116,7 @@ class Optimizer:
                 loss = closure()
         targets: list[Tensor] = []  # tensors to update in place, and their new values
         values: list[Tensor] = []
+        fresh: list[Tensor] = []
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
@@ -134,7 +135,9 @@ class Optimizer:
                             targets.append(old)  # state keeps its tensor and its storage
                             values.append(value)
                             state[key] = old
-            realize(*values)
+                        elif isinstance(value, Tensor) and old is None:
+                            fresh.append(value)  # state created by this step
+            realize(*values, *fresh)
             for target, value in zip(targets, values, strict=True):
                 target.assign(value)
         self._persist()
