@@ -4,7 +4,9 @@ Two MLPs on random data: an MNIST-shaped one (784-256-128-10, batch 128) and the
 (30-24-24-2, batch 8). Each installed Fusion backend runs beside a hand-written numpy
 implementation of the same step (below: manual forward, backward and Adam, float32) and
 PyTorch on the CPU if it is importable, all in one process; figures are medians over single
-steps, and ratios are against the hand-written numpy step measured in the same run.
+steps, and ratios are against the hand-written numpy step measured in the same run. Each
+backend runs twice: its plain step and the same step through ``fusion.jit`` (captured on its
+first calls, then replayed), with the speed-up of jit over the plain step of that backend.
 
     python benchmarks/training.py                      # every backend, both shapes
     python benchmarks/training.py --backend numpy --profile   # plus where the time goes
@@ -113,7 +115,7 @@ class NumpyMLP:
 
 
 # --- Fusion ------------------------------------------------------------------------------------
-def fusion_step_fn(weights, x, y, backend: str) -> Callable[[], float]:
+def fusion_step_fn(weights, x, y, backend: str, jit: bool = False) -> Callable[[], float]:
     with fusion.use_backend(backend):
         layers: list[nn.Module] = []
         for i, (w, b) in enumerate(weights):
@@ -128,14 +130,16 @@ def fusion_step_fn(weights, x, y, backend: str) -> Callable[[], float]:
     loss_fn = nn.CrossEntropyLoss()
     opt = optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
 
-    def step():
+    def step(inputs, targets):
         opt.zero_grad()
-        loss = loss_fn(model(xs), ys)
+        loss = loss_fn(model(inputs), targets)
         loss.backward()
         opt.step()
         return loss
 
-    return step
+    if jit:
+        step = fusion.jit(step)
+    return lambda: step(xs, ys)
 
 
 def torch_step_fn(weights, x, y):
@@ -191,11 +195,11 @@ def time_interleaved(steps: dict[str, Callable], total: int, rounds: int = 10,
     return {name: (first[name], statistics.median(times[name]) * 1e3) for name in steps}
 
 
-def same_losses(weights, x, y, backend: str, steps: int = 5) -> float:
+def same_losses(weights, x, y, backend: str, steps: int = 5, jit: bool = False) -> float:
     """The largest difference between the Fusion and hand-written losses over a few steps:
     evidence that both run the same computation."""
     ref = NumpyMLP(weights)
-    step = fusion_step_fn(weights, x, y, backend)
+    step = fusion_step_fn(weights, x, y, backend, jit)
     return max(abs(ref.step(x, y) - float(step().item())) for _ in range(steps))
 
 
@@ -216,6 +220,8 @@ def run(shapes: list[str], backends: list[str], steps: dict[str, int]) -> None:
         for name in backends:
             drifts[f"fusion {name}"] = same_losses(weights, x, y, name)
             implementations[f"fusion {name}"] = fusion_step_fn(weights, x, y, name)
+            drifts[f"fusion {name} jit"] = same_losses(weights, x, y, name, steps=8, jit=True)
+            implementations[f"fusion {name} jit"] = fusion_step_fn(weights, x, y, name, True)
         torch_step = torch_step_fn(weights, x, y)
         if torch_step is not None:
             implementations["torch eager (cpu)"] = torch_step
@@ -226,6 +232,10 @@ def run(shapes: list[str], backends: list[str], steps: dict[str, int]) -> None:
             print(f"{label:<24} {name:<20} {first:9.3f} {ms:10.3f} {ms / base:8.2f}{note}")
         if torch_step is None:
             print(f"{label:<24} {'torch':<20} {'not installed':>20}")
+        for name in backends:
+            plain, jitted = results[f"fusion {name}"][1], results[f"fusion {name} jit"][1]
+            print(f"{label:<24} {'jit vs plain ' + name:<20} {plain / jitted:20.2f}x faster "
+                  "(plain step time / jitted step time)")
 
 
 # --- profile -----------------------------------------------------------------------------------

@@ -83,6 +83,7 @@ __all__ = [
     "int32",
     "int64",
     "is_grad_enabled",
+    "jit",
     "lazy_enabled",
     "linspace",
     "manual_seed",
@@ -121,6 +122,10 @@ _LAZY_ATTRIBUTES = {
 
 def __getattr__(name):
     # Submodules load on first use, so that `import fusion` stays light.
+    if name == "jit":
+        from .replay import jit
+
+        return jit
     if name in _SUBMODULES:
         import importlib
 

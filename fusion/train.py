@@ -469,11 +469,40 @@ def _current_lr(optimizer) -> float | None:
     return float(lr) if isinstance(lr, int | float) else None
 
 
+def _steps(model, loss_fn: Callable | None, optimizer, jit: bool) -> tuple[Callable, Callable]:
+    """The training step and the evaluation step of :func:`fit`, through :func:`fusion.jit`
+    when ``jit`` is set and the model and optimizer are Fusion's own (whose host values a
+    replay recomputes)."""
+
+    def train_step(inputs, target):
+        optimizer.zero_grad()
+        output = model(*inputs)
+        loss = loss_fn(output, target)
+        loss.backward()
+        optimizer.step()
+        return loss, output.detach() if isinstance(output, Tensor) else output
+
+    def eval_step(inputs, target):
+        output = model(*inputs)
+        return output, loss_fn(output, target) if loss_fn is not None else None
+
+    if jit:
+        from .nn.module import Module
+        from .optim.optimizer import Optimizer
+        from .replay import jit as capture_step
+
+        if isinstance(model, Module):
+            eval_step = capture_step(eval_step)
+            if isinstance(optimizer, Optimizer):
+                train_step = capture_step(train_step)
+    return train_step, eval_step
+
+
 def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
         val_loader: Iterable | None = None, epochs: int = 10,
         metrics: Sequence[str | Callable] | Mapping[str, Callable] | None = ("accuracy",),
         callbacks: Sequence = (), verbose: bool | int = True, scheduler=None,
-        dashboard: bool | Mapping = False) -> History:
+        dashboard: bool | Mapping = False, jit: bool = True) -> History:
     """Train ``model`` for ``epochs`` passes over ``train_loader``; returns the :class:`History`.
 
     Each batch is ``(inputs..., target)``, moved to the backend of the model's parameters if it
@@ -489,6 +518,11 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
     time shown for an epoch leaves out kernel compilation (reported beside it).
     ``dashboard=True`` (or a dict of :class:`fusion.viz.dashboard.DashboardCallback`
     arguments) shows the run live in a browser.
+
+    ``jit`` (default True): the training and evaluation steps run through :func:`fusion.jit`
+    when the model is a :class:`fusion.nn.Module` and the optimizer a
+    :class:`fusion.optim.Optimizer`: captured on their first calls, then replayed without the
+    Python frontend, with the same results. ``jit=False`` runs every step in Python.
 
     >>> history = fit(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters()),
     ...               train_loader, val_loader, epochs=20)  # doctest: +SKIP
@@ -510,6 +544,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
             callback.set_context(model, optimizer, history)
     progress = _Progress(verbose, epochs)
     backend = _model_backend(model)
+    train_step, eval_step = _steps(model, loss_fn, optimizer, jit)
     _call(callbacks, "on_train_begin", {})
     logs: dict[str, float] = {}
     try:
@@ -526,14 +561,9 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
             tally = _Tally(metric_functions)
             for index, batch in enumerate(train_loader):
                 inputs, target = _moved(*_split_batch(batch), backend)
-                optimizer.zero_grad()
-                output = model(*inputs)
-                loss = loss_fn(output, target)
-                loss.backward()
-                optimizer.step()
+                loss, output = train_step(inputs, target)
                 value = float(loss.item())
-                size = tally.add(value, output.detach() if isinstance(output, Tensor) else output,
-                                 target)
+                size = tally.add(value, output, target)
                 progress.batch_end(tally.mean_loss)
                 _call(callbacks, "on_batch_end", index,
                       {"loss": value, "size": size, "epoch": epoch})
@@ -542,7 +572,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader: Iterable,
                                  "short, batch?)")
             logs = tally.results(with_loss=True)
             if val_loader is not None:
-                scores = evaluate(model, val_loader, loss_fn, metric_functions)
+                scores = _evaluate(model, val_loader, loss_fn, metric_functions, eval_step)
                 logs.update({f"val_{k}": v for k, v in scores.items()})
             if scheduler is not None:
                 lr = _current_lr(optimizer)
@@ -571,7 +601,13 @@ def evaluate(model, loader: Iterable, loss_fn: Callable | None = None,
     >>> evaluate(model, test_loader, nn.CrossEntropyLoss())  # doctest: +SKIP
     {'loss': 0.081, 'accuracy': 0.975}
     """
-    tally = _Tally(_metric_functions(metrics))
+    return _evaluate(model, loader, loss_fn, _metric_functions(metrics),
+                     _steps(model, loss_fn, None, False)[1])
+
+
+def _evaluate(model, loader: Iterable, loss_fn: Callable | None, metric_functions,
+              eval_step: Callable) -> dict[str, float]:
+    tally = _Tally(metric_functions)
     backend = _model_backend(model)
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
@@ -580,8 +616,8 @@ def evaluate(model, loader: Iterable, loss_fn: Callable | None = None,
         with no_grad():
             for batch in loader:
                 inputs, target = _moved(*_split_batch(batch), backend)
-                output = model(*inputs)
-                loss = float(loss_fn(output, target).item()) if loss_fn is not None else None
+                output, loss = eval_step(inputs, target)
+                loss = float(loss.item()) if loss is not None else None
                 tally.add(loss, output, target)
     finally:
         if was_training and hasattr(model, "train"):

@@ -225,11 +225,20 @@ class Backend:
     # backend whose arrays are computed when made (numpy, numba) has no need of it; one that
     # builds graphs (dask) would otherwise see a training loop's graph grow with every step.
 
+    # --- optional: writing in place ----------------------------------------------------------
+    # assign(self, dst, src), with the capability "assign": write the values of src into dst
+    # (same shape and dtype), in place. dst is always an array this backend returned, that
+    # Fusion holds alone and that no numpy view refers to. It lets a parameter keep its
+    # storage from step to step, which fusion.jit needs to replay a captured step; a backend
+    # whose arrays are numpy arrays may also name, in ``writes_into``, the methods that take
+    # a keyword ``out=`` (an array of the result's shape and dtype to write the result into),
+    # and a replay then computes into memory allocated once.
 
-CAPABILITIES = frozenset({"float64", "int64", "views", "fuse"})
-#: What a backend that declares nothing is taken to support (everything but ``fuse``, which
-#: needs a method of its own).
-DEFAULT_CAPABILITIES = CAPABILITIES - {"fuse"}
+
+CAPABILITIES = frozenset({"float64", "int64", "views", "fuse", "assign"})
+#: What a backend that declares nothing is taken to support (everything but ``fuse`` and
+#: ``assign``, which need methods of their own).
+DEFAULT_CAPABILITIES = CAPABILITIES - {"fuse", "assign"}
 
 
 def missing_primitives(backend) -> list[str]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import lazy as _lazy_mode
 from .backend import Backend
+from .capture import HostScalar
 from .dtypes import DType, bool_
 from .ops import (
     ARITY,
@@ -119,6 +120,8 @@ class Buffer:
         once realised.)"""
         if backend.lazy:
             return _lazy(backend, LoadOp.FULL, (), (value, _READ_ONLY), shape, dtype)
+        if type(value) is HostScalar:  # recomputed by each replay of a captured step
+            return Buffer.full(backend, shape, value, dtype)
         key = (backend, shape, dtype, value, type(value), str(value))
         found = _CONSTANTS.get(key)
         if found is None:
@@ -140,6 +143,32 @@ class Buffer:
             if found is not None:
                 return found
         return Buffer.constant(backend, self.shape, value, self.dtype)
+
+    def writable(self) -> bool:
+        """Whether :meth:`assign` can write into this buffer's storage: it is realised, its
+        backend declares the capability ``"assign"``, and (for numpy arrays) the storage is
+        writable memory of its own (in any order), not a view into other memory. Whether anyone
+        else holds the buffer is the caller's question (see ``Tensor.assign``)."""
+        data = self._data
+        if data is None or "assign" not in self.backend.capabilities:
+            return False
+        if not isinstance(data, np.ndarray):
+            return True
+        if not data.flags.writeable:
+            return False
+        base = data.base  # a reshaped result keeps the flat array it was computed in
+        return base is None or (type(base) is np.ndarray and base.base is None
+                                and base.nbytes == data.nbytes)
+
+    def assign(self, src: Buffer) -> Buffer:
+        """Write ``src``'s values (same shape, dtype and backend; realised now) into this
+        buffer's own storage, in place: whatever holds this buffer sees the new values.
+        Needs :meth:`writable`. This is how a parameter keeps its storage from step to step,
+        which lets a captured step (:func:`fusion.jit`) be replayed on the same memory."""
+        data = src.data
+        if data is not self._data:
+            self.backend.assign(self._data, data)
+        return self
 
     def numpy(self) -> np.ndarray:
         """The values as a numpy array that may share memory with this buffer (and so with

@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from . import capture
 from .dtypes import bool_, int64
 from .select import SelectSum
 from .tensor import Tensor, _apply, arange, broadcast_shape
@@ -41,12 +42,20 @@ def _as_index(x: Tensor, item) -> Tensor:
 def _in_range(index: Tensor, size: int, axis: int) -> Tensor:
     """``index`` with negative positions counted from the end; an IndexError if any is out of
     ``[-size, size)``."""
+    if capture.recorder is not None:  # no branch on the values: a replay checks them again
+        capture.host_check(index.data, _check_range, size, axis)
+        index = index.cast(int64)
+        return (index < 0).where(index + size, index)
     values = index.numpy()
+    _check_range(values, size, axis)
+    index = index.cast(int64)
+    return (index < 0).where(index + size, index) if values.size and values.min() < 0 else index
+
+
+def _check_range(values, size: int, axis: int) -> None:
     if values.size and (values.min() < -size or values.max() >= size):
         bad = values[(values < -size) | (values >= size)].flat[0]
         raise IndexError(f"index {bad} is out of range for axis {axis} of size {size}")
-    index = index.cast(int64)
-    return (index < 0).where(index + size, index) if values.size and values.min() < 0 else index
 
 
 def pick(values: Tensor, index: Tensor) -> Tensor:

@@ -19,3 +19,17 @@ def manual_seed(seed: int) -> None:
 
 def generator() -> np.random.Generator:
     return _generator
+
+
+def draw(kind: str, params: tuple, shape: tuple[int, ...], dtype) -> tuple[np.ndarray]:
+    """One array of ``shape`` and numpy ``dtype`` from the generator's method ``kind``
+    (``"random"``, ``"standard_normal"``, ``"uniform"``, ``"normal"``, ``"integers"``) with
+    ``params`` before the shape, as a 1-tuple (the form of a host value)."""
+    method = getattr(_generator, kind)
+    if kind in ("random", "standard_normal"):
+        array = method(shape, dtype=dtype)
+    elif kind == "integers":
+        array = method(*params, shape, dtype=dtype)
+    else:
+        array = method(*params, shape)
+    return (np.asarray(array, dtype=dtype),)

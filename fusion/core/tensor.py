@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import operator
+import sys
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from . import autograd as F
+from . import capture as _capture
 from . import random as _rng
 from .backend import Backend, get_backend
 from .buffer import Buffer
@@ -58,6 +60,17 @@ def _apply(fn: type[F.Function], *tensors: Tensor, **kwargs) -> Tensor:
 
 
 _new = object.__new__
+#: sys.getrefcount of a buffer held by one tensor alone, measured as _owns_storage measures it
+_SOLE_REFS = 3
+
+
+def _owns_storage(t: Tensor) -> bool:
+    """Whether ``t``'s buffer is held by ``t`` alone and its storage can be written in place
+    (see :meth:`Tensor.assign`). CPython's reference count says who else holds the buffer:
+    another tensor (``detach()``, a state dict), pending lazy work, a graph kept for
+    backward."""
+    buffer = t.data
+    return sys.getrefcount(buffer) == _SOLE_REFS and buffer.writable()
 
 
 def _constant(buffer: Buffer) -> Tensor:
@@ -309,9 +322,16 @@ class Tensor:
         return self
 
     def assign(self, value: Tensor) -> Tensor:
-        """Give this tensor ``value``'s values (same shape, dtype and backend), as new data:
-        nothing recorded in a graph, and a tensor that shared the old data keeps its values.
-        Optimizers and weight initialisation update parameters this way."""
+        """Give this tensor ``value``'s values (same shape, dtype and backend), recording
+        nothing in a graph. Optimizers, batch-norm statistics and weight initialisation update
+        state this way.
+
+        The values are written into this tensor's own storage when nothing else refers to it
+        (no other tensor, pending lazy work or saved graph holds its buffer), so that the
+        storage stays the same from step to step (what :func:`fusion.jit` replays on).
+        Otherwise the tensor gets new storage, and whatever shared the old keeps its values:
+        a state dict taken earlier never changes. A numpy view of the storage (a transpose
+        kept from before) does see the new values, as it does in numpy."""
         if not isinstance(value, Tensor):
             raise TypeError(f"assign takes a Tensor, not {type(value).__name__}")
         if value.shape != self.shape or value.dtype is not self.dtype:
@@ -320,7 +340,12 @@ class Tensor:
         if value.data.backend is not self.data.backend:
             raise ValueError(f"assign across backends ({value.backend!r} to {self.backend!r}); "
                              f"move the value with .to({self.backend!r}) first")
-        self.data = value.data
+        if _owns_storage(self):
+            self.data.assign(value.data)
+            _capture.note_assign(self)
+        elif value.data is not self.data:
+            self.data = value.data
+            _capture.state_changed()
         return self
 
     def cast(self, dtype) -> Tensor:
@@ -409,6 +434,7 @@ class Tensor:
         grads: dict[int, Buffer] = {id(self): seed}
         freed: dict[int, Tensor] = {}
         leaves: list[Buffer] = []
+        grad_leaves: list[Tensor] = []
         for node in reversed(order):
             grad = grads.pop(id(node), None)
             ctx = node._ctx
@@ -419,6 +445,7 @@ class Tensor:
                     node.grad = _wrap(grad.copy() if node.grad is None
                                       else node.grad.data.add(grad))
                     leaves.append(node.grad.data)
+                    grad_leaves.append(node)
                 continue
             if grad is not None:
                 parent_grads = ctx.backward(grad)
@@ -435,6 +462,7 @@ class Tensor:
                 ctx.parents = tuple([_stand_in(parent, freed) for parent in ctx.parents])
         if any(b._data is None for b in leaves):
             realize_buffers(leaves)  # the gradients are computed here, together
+        _capture.note_grads(grad_leaves)
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -1288,8 +1316,11 @@ def _check_labels(logits: Tensor, target: Tensor) -> None:
     if target.shape != logits.shape[:-1]:
         raise ValueError(f"labels of shape {target.shape} do not fit scores of shape "
                          f"{logits.shape} (expected {logits.shape[:-1]})")
-    values = target.numpy()
-    classes = logits.shape[-1]
+    # a host check: a replay of a captured step checks each call's labels again
+    _capture.host_check(target.data, _labels_in_range, logits.shape[-1])
+
+
+def _labels_in_range(values: np.ndarray, classes: int) -> None:
     if values.size and (values.min() < 0 or values.max() >= classes):
         raise ValueError(f"labels must lie in [0, {classes}), got values from {values.min()} "
                          f"to {values.max()}")
@@ -1404,41 +1435,39 @@ def eye(n: int, m: int | None = None, dtype=None, backend=None) -> Tensor:
     return _make(np.eye(n, m, dtype=dtype.np), dtype, backend, False)
 
 
-def _random(draw, shape, dtype, backend, requires_grad) -> Tensor:
+def _random(kind: str, params: tuple, shape, dtype, backend, requires_grad) -> Tensor:
     dtype = to_dtype(dtype or default_float)
     if not dtype.is_float:
         raise TypeError(f"random floats need a float dtype, not {dtype.name}")
-    array = draw(_rng.generator(), _shape_arg(shape), dtype.np)
-    return _make(np.asarray(array, dtype=dtype.np), dtype, backend, requires_grad)
+    # drawn through host_values: a replay of a captured step draws new numbers, in order
+    (array,) = _capture.host_values(_rng.draw, kind, params, _shape_arg(shape), dtype.np)
+    return _make(array, dtype, backend, requires_grad)
 
 
 def rand(*shape, dtype=None, backend=None, requires_grad: bool = False) -> Tensor:
     """Uniform on [0, 1), from the generator seeded by :func:`fusion.manual_seed`."""
-    return _random(lambda g, s, d: g.random(s, dtype=d), shape, dtype, backend, requires_grad)
+    return _random("random", (), shape, dtype, backend, requires_grad)
 
 
 def randn(*shape, dtype=None, backend=None, requires_grad: bool = False) -> Tensor:
     """Standard normal, from the generator seeded by :func:`fusion.manual_seed`."""
-    return _random(lambda g, s, d: g.standard_normal(s, dtype=d), shape, dtype, backend,
-                   requires_grad)
+    return _random("standard_normal", (), shape, dtype, backend, requires_grad)
 
 
 def uniform(shape, low: float = 0.0, high: float = 1.0, dtype=None, backend=None,
             requires_grad: bool = False) -> Tensor:
-    return _random(lambda g, s, d: g.uniform(low, high, s), (shape,), dtype, backend,
-                   requires_grad)
+    return _random("uniform", (low, high), (shape,), dtype, backend, requires_grad)
 
 
 def normal(shape, mean: float = 0.0, std: float = 1.0, dtype=None, backend=None,
            requires_grad: bool = False) -> Tensor:
-    return _random(lambda g, s, d: g.normal(mean, std, s), (shape,), dtype, backend,
-                   requires_grad)
+    return _random("normal", (mean, std), (shape,), dtype, backend, requires_grad)
 
 
 def randint(low: int, high: int, shape, backend=None) -> Tensor:
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return _make(_rng.generator().integers(low, high, shape, dtype=np.int64), int64,
-                 backend, False)
+    (array,) = _capture.host_values(_rng.draw, "integers", (low, high), shape, np.int64)
+    return _make(array, int64, backend, False)
 
 
 def tensor(data, dtype=None, requires_grad: bool = False, backend=None) -> Tensor:

@@ -74,6 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "architecture into --out")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress and no matrix: one summary line")
+    parser.add_argument("--no-jit", dest="jit", action="store_false",
+                        help="run every step in Python instead of replaying it with fusion.jit")
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
@@ -207,7 +209,7 @@ def _run(args: argparse.Namespace) -> dict:
         print(f"digits: {len(X_train)} training, {len(data['val'][0])} validation, "
               f"{len(data['test'][0])} test samples; {description}; backend {backend}")
     history = fit(model, loss_fn, optimizer, train_loader, val_loader, epochs=args.epochs,
-                  callbacks=callbacks, verbose=not args.quiet)
+                  callbacks=callbacks, verbose=not args.quiet, jit=args.jit)
 
     scores = evaluate(model, test_loader, loss_fn)
     X_test, y_test = data["test"]

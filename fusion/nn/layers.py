@@ -212,18 +212,22 @@ class BatchNorm1d(Module):
 
     def _update_running(self, mean: Tensor, var: Tensor, count: int) -> None:
         with no_grad():
-            self.num_batches_tracked = self.num_batches_tracked + 1
-            if self.momentum is None:
-                factor = 1.0 / self.num_batches_tracked.item()
+            tracked = self.num_batches_tracked + 1
+            if self.momentum is None:  # a cumulative average, computed without a host read
+                factor = 1.0 / tracked.cast(mean.dtype)
             else:
                 factor = self.momentum
             batch_mean = mean.detach().reshape(self.num_features)
             unbiased = var.detach().reshape(self.num_features) * (count / (count - 1))
-            self.running_mean = (self.running_mean * (1.0 - factor) + batch_mean * factor)
-            self.running_var = (self.running_var * (1.0 - factor) + unbiased * factor)
-        # state carried from step to step is computed now: on a lazy backend its graph would
-        # otherwise grow by a step each step, holding every batch it was computed from
-        realize(self.running_mean, self.running_var, self.num_batches_tracked)
+            running_mean = self.running_mean * (1.0 - factor) + batch_mean * factor
+            running_var = self.running_var * (1.0 - factor) + unbiased * factor
+            # state carried from step to step is computed now: on a lazy backend its graph
+            # would otherwise grow by a step each step, holding every batch it was computed
+            # from; then it is written into the statistics' own storage
+            realize(running_mean, running_var, tracked)
+            self.running_mean.assign(running_mean)
+            self.running_var.assign(running_var)
+            self.num_batches_tracked.assign(tracked)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..core import capture
 from ..core.backend import Backend, get_backend
 from ..core.dtypes import to_dtype
 from ..core.tensor import Tensor
@@ -78,6 +79,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
+        capture.note_module(self)  # a captured step depends on this module's train/eval mode
         return self.forward(*args, **kwargs)
 
     # --- registration ----------------------------------------------------------------------
@@ -96,6 +98,9 @@ class Module:
         self._modules.pop(name, None)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, Tensor | Module) or name in self.__dict__.get("_parameters", ()) \
+                or name in self.__dict__.get("_modules", ()):
+            capture.state_changed()  # a captured step may hold what this replaces
         if isinstance(value, Parameter):
             self._registries()
             self._forget(name)
@@ -133,6 +138,7 @@ class Module:
     def __delattr__(self, name: str) -> None:
         if name in self._parameters or name in self._buffers or name in self._modules:
             self._forget(name)
+            capture.state_changed()
         else:
             object.__delattr__(self, name)
 
@@ -147,6 +153,7 @@ class Module:
         self._registries()
         self._forget(name)
         self._parameters[name] = param
+        capture.state_changed()
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Register state that is not trained (running statistics): it moves with ``to()``
@@ -162,6 +169,7 @@ class Module:
         self._registries()
         self._forget(name)
         self._buffers[name] = None if tensor is None else tensor.detach()
+        capture.state_changed()
         if not persistent:
             self._non_persistent.add(name)
 
@@ -296,6 +304,7 @@ class Module:
             for name, buffer in module._buffers.items():
                 if buffer is not None:
                     module._buffers[name] = convert(buffer).detach()
+        capture.state_changed()
         return self
 
     # --- state -----------------------------------------------------------------------------
@@ -381,6 +390,7 @@ class Module:
                 current.assign(tensor)
             else:
                 module._buffers[key] = tensor
+                capture.state_changed()
         return LoadResult(missing, unexpected)
 
     # --- display ---------------------------------------------------------------------------

@@ -38,29 +38,37 @@ class Adam(Optimizer):
         if not group["eps"] >= 0:
             raise ValueError(f"eps must be >= 0, got {group['eps']}")
 
-    def _update(self, p: Tensor, grad: Tensor, state, group) -> Tensor:
-        g = -grad if group["maximize"] else grad
-        lr, wd = group["lr"], group["weight_decay"]
+    def _scalars(self, group, state) -> dict[str, float]:
+        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2 = group["betas"]
-        if wd and self._decoupled:
-            p = p * (1 - lr * wd)
-        elif wd:
-            g = g + p * wd
         t = state["step"] = state.get("step", 0) + 1
-        if t == 1:  # m and v start at zero: their first values need no multiply by zero
-            m = g * (1 - beta1)
-            v = g * g * (1 - beta2)
+        return {"decay": 1 - lr * wd, "weight_decay": wd, "beta1": beta1, "beta2": beta2,
+                "1-beta1": 1 - beta1, "1-beta2": 1 - beta2, "step_size": lr / (1 - beta1 ** t),
+                "bias2": 1 / math.sqrt(1 - beta2 ** t), "eps": eps}
+
+    def _branches(self, group, state) -> tuple:
+        return ("exp_avg" in state, "max_exp_avg_sq" in state, bool(group["weight_decay"]),
+                group["amsgrad"], group["maximize"])
+
+    def _update(self, p: Tensor, grad: Tensor, state, group, scalars) -> Tensor:
+        g = -grad if group["maximize"] else grad
+        if group["weight_decay"] and self._decoupled:
+            p = p * scalars["decay"]
+        elif group["weight_decay"]:
+            g = g + p * scalars["weight_decay"]
+        if "exp_avg" not in state:  # m and v start at zero: their first values need no
+            m = g * scalars["1-beta1"]  # multiply by zero
+            v = g * g * scalars["1-beta2"]
         else:
-            m = state["exp_avg"] * beta1 + g * (1 - beta1)
-            v = state["exp_avg_sq"] * beta2 + g * g * (1 - beta2)
+            m = state["exp_avg"] * scalars["beta1"] + g * scalars["1-beta1"]
+            v = state["exp_avg_sq"] * scalars["beta2"] + g * g * scalars["1-beta2"]
         state["exp_avg"], state["exp_avg_sq"] = m, v
         if group["amsgrad"]:
             v_max = state.get("max_exp_avg_sq")
             v = v if v_max is None else v_max.maximum(v)
             state["max_exp_avg_sq"] = v
-        step_size = lr / (1 - beta1 ** t)
-        denom = v.sqrt() * (1 / math.sqrt(1 - beta2 ** t)) + group["eps"]
-        return p - m * step_size / denom
+        denom = v.sqrt() * scalars["bias2"] + scalars["eps"]
+        return p - m * scalars["step_size"] / denom
 
 
 class AdamW(Adam):

@@ -1,11 +1,17 @@
 """Optimizer: the base of every update rule, with parameter groups and saved state.
 
-An optimizer never writes into a parameter's memory. Under ``no_grad`` it computes the new
-value with Tensor operations and assigns it to the parameter (:meth:`Tensor.assign`), so any
-tensor that shared the old data (a state dict taken earlier, an array from ``.numpy()``) keeps
-its values, on every backend. At the end of :meth:`Optimizer.step` the new parameters and the
-optimizer's state are realised together, so that on a lazy backend the graph of one step never
-reaches into the next.
+Under ``no_grad`` an optimizer computes the new values of every parameter and of its state
+with Tensor operations, realises them together (on a lazy backend, the graph of one step never
+reaches into the next), then assigns each to the tensor it replaces (:meth:`Tensor.assign`):
+into the tensor's own storage where nothing else holds it, so a parameter and its state keep
+their memory from step to step (what :func:`fusion.jit` replays on), and otherwise as new
+storage, so that any tensor that shared the old data (a state dict taken earlier) keeps its
+values, on every backend.
+
+The numbers an update uses (learning rate, momentum, bias corrections, the step count) are
+computed on the host by :meth:`Optimizer._scalars`, through
+:func:`fusion.core.capture.host_values`: a replay of a captured step computes them again, so
+a scheduler's new learning rate or Adam's next step count takes effect there too.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.capture import host_values, state_changed
 from ..core.grad_mode import enable_grad, no_grad
 from ..core.tensor import Tensor, persist, realize
 
@@ -78,6 +85,7 @@ class Optimizer:
             group.setdefault(key, value)
         self._check_group(group)
         self.param_groups.append(group)
+        state_changed()
 
     def _check_group(self, group: dict[str, Any]) -> None:
         """Validate a group's hyper-parameters (overridden by optimizers with more)."""
@@ -106,7 +114,9 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        updated: list[Tensor] = []
+        targets: list[Tensor] = []  # tensors to update in place, and their new values
+        values: list[Tensor] = []
+        fresh: list[Tensor] = []
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
@@ -115,10 +125,21 @@ class Optimizer:
                     state = self.state.get(p)
                     if state is None:
                         state = self.state[p] = {}
-                    p.assign(self._update(p, p.grad, state, group))
-                    updated.append(p)
-                    updated += [v for v in state.values() if isinstance(v, Tensor)]
-        realize(*updated)
+                    before = dict(state)
+                    scalars = host_values(self._scalars, group, state, guard=self._branches)
+                    targets.append(p)
+                    values.append(self._update(p, p.grad, state, group, scalars))
+                    for key, value in state.items():
+                        old = before.get(key)
+                        if isinstance(old, Tensor) and value is not old:
+                            targets.append(old)  # state keeps its tensor and its storage
+                            values.append(value)
+                            state[key] = old
+                        elif isinstance(value, Tensor) and old is None:
+                            fresh.append(value)  # state created by this step
+            realize(*values, *fresh)
+            for target, value in zip(targets, values, strict=True):
+                target.assign(value)
         self._persist()
         return loss
 
@@ -131,19 +152,38 @@ class Optimizer:
             kept += [p, p.grad, *(v for v in state.values() if isinstance(v, Tensor))]
         persist(*kept)
 
+    def _scalars(self, group: dict[str, Any], state: dict[str, Any]) -> dict[str, float]:
+        """The numbers one update of a parameter uses, computed on the host: the group's
+        hyper-parameters, and whatever follows from the step count (which this advances,
+        where the rule keeps one). Overridden by rules that derive more."""
+        return {key: float(value) for key, value in group.items()
+                if isinstance(value, float | int) and not isinstance(value, bool)}
+
+    def _branches(self, group: dict[str, Any], state: dict[str, Any]) -> tuple:
+        """What decides which tensor operations an update runs (not their values): the
+        group's flags, which hyper-parameters are zero, which state exists yet. A captured
+        step is captured again when it changes."""
+        numbers = tuple(sorted((k, bool(v)) for k, v in group.items()
+                               if isinstance(v, float | int) and k != "params"))
+        flags = tuple(sorted((k, v) for k, v in group.items() if isinstance(v, str | tuple)))
+        return numbers, flags, tuple(sorted(k for k in state if k != "step"))
+
     @staticmethod
-    def _l2_gradient(p: Tensor, grad: Tensor, group: dict[str, Any]) -> Tensor:
+    def _l2_gradient(p: Tensor, grad: Tensor, group: dict[str, Any],
+                     scalars: dict[str, float]) -> Tensor:
         """The gradient to descend: negated with ``maximize``, plus the L2 penalty
         ``weight_decay * p`` (coupled weight decay)."""
         g = -grad if group["maximize"] else grad
         if group["weight_decay"]:
-            g = g + p * group["weight_decay"]
+            g = g + p * scalars["weight_decay"]
         return g
 
     def _update(self, p: Tensor, grad: Tensor, state: dict[str, Any],
-                group: dict[str, Any]) -> Tensor:
-        """The parameter's new value, from its gradient, its state (updated here) and the
-        group's hyper-parameters. Runs under ``no_grad``."""
+                group: dict[str, Any], scalars: dict[str, float]) -> Tensor:
+        """The parameter's new value, from its gradient, its state (new values are put in
+        ``state``; :meth:`step` writes them into the tensors they replace) and the numbers of
+        :meth:`_scalars` (use those, not the group's, in tensor arithmetic: a replay of a
+        captured step recomputes them). Runs under ``no_grad``."""
         raise NotImplementedError
 
     # --- saved state -----------------------------------------------------------------------
@@ -202,3 +242,4 @@ class Optimizer:
         for saved, own in zip(groups, self.param_groups, strict=True):
             own.update({k: v for k, v in saved.items() if k != "params"})
         self.state = new_state
+        state_changed()

@@ -37,26 +37,35 @@ class RMSprop(Optimizer):
         if not group["eps"] >= 0:
             raise ValueError(f"eps must be >= 0, got {group['eps']}")
 
-    def _update(self, p: Tensor, grad: Tensor, state, group) -> Tensor:
-        g = self._l2_gradient(p, grad, group)
-        alpha = group["alpha"]
+    def _scalars(self, group, state) -> dict[str, float]:
         state["step"] = state.get("step", 0) + 1
-        square_avg = g * g * (1 - alpha)
+        alpha = group["alpha"]
+        return {"alpha": alpha, "1-alpha": 1 - alpha, "eps": group["eps"], "lr": group["lr"],
+                "momentum": group["momentum"], "weight_decay": group["weight_decay"]}
+
+    def _branches(self, group, state) -> tuple:
+        return (tuple(sorted(k for k in state if k != "step")), group["centered"],
+                group["momentum"] > 0, bool(group["weight_decay"]), group["maximize"])
+
+    def _update(self, p: Tensor, grad: Tensor, state, group, scalars) -> Tensor:
+        g = self._l2_gradient(p, grad, group, scalars)
+        alpha = scalars["alpha"]
+        square_avg = g * g * scalars["1-alpha"]
         if "square_avg" in state:
             square_avg = state["square_avg"] * alpha + square_avg
         state["square_avg"] = square_avg
         if group["centered"]:
-            grad_avg = g * (1 - alpha)
+            grad_avg = g * scalars["1-alpha"]
             if "grad_avg" in state:
                 grad_avg = state["grad_avg"] * alpha + grad_avg
             state["grad_avg"] = grad_avg
-            denom = (square_avg - grad_avg * grad_avg).sqrt() + group["eps"]
+            denom = (square_avg - grad_avg * grad_avg).sqrt() + scalars["eps"]
         else:
-            denom = square_avg.sqrt() + group["eps"]
+            denom = square_avg.sqrt() + scalars["eps"]
         if group["momentum"] > 0:
             buf = g / denom
             if "momentum_buffer" in state:
-                buf = state["momentum_buffer"] * group["momentum"] + buf
+                buf = state["momentum_buffer"] * scalars["momentum"] + buf
             state["momentum_buffer"] = buf
-            return p - buf * group["lr"]
-        return p - g / denom * group["lr"]
+            return p - buf * scalars["lr"]
+        return p - g / denom * scalars["lr"]

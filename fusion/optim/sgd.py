@@ -36,19 +36,26 @@ class SGD(Optimizer):
         if not group["momentum"] >= 0:
             raise ValueError(f"momentum must be >= 0, got {group['momentum']}")
 
-    def _update(self, p: Tensor, grad: Tensor, state, group) -> Tensor:
-        g = self._l2_gradient(p, grad, group)
-        momentum = group["momentum"]
-        if momentum:
+    def _scalars(self, group, state) -> dict[str, float]:
+        return {"lr": group["lr"], "momentum": group["momentum"],
+                "1-dampening": 1 - group["dampening"], "weight_decay": group["weight_decay"]}
+
+    def _branches(self, group, state) -> tuple:
+        return ("momentum_buffer" in state, bool(group["momentum"]), bool(group["dampening"]),
+                bool(group["weight_decay"]), group["nesterov"], group["maximize"])
+
+    def _update(self, p: Tensor, grad: Tensor, state, group, scalars) -> Tensor:
+        g = self._l2_gradient(p, grad, group, scalars)
+        if group["momentum"]:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = g.detach()
             else:
-                buf = buf * momentum + (g * (1 - group["dampening"])
-                                        if group["dampening"] else g)
+                buf = buf * scalars["momentum"] + (g * scalars["1-dampening"]
+                                                   if group["dampening"] else g)
             state["momentum_buffer"] = buf
-            g = g + buf * momentum if group["nesterov"] else buf
-        return p - g * group["lr"]
+            g = g + buf * scalars["momentum"] if group["nesterov"] else buf
+        return p - g * scalars["lr"]
 
 
 class GD(SGD):

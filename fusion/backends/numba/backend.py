@@ -117,7 +117,9 @@ class NumbaBackend(Backend):
     """Every primitive as a numba kernel (see :mod:`fusion.backends.numba`); elementwise
     kernels of the lazy schedule as one compiled loop nest each (:mod:`.fuse`)."""
 
-    capabilities = frozenset({"float64", "int64", "views", "fuse"})
+    capabilities = frozenset({"float64", "int64", "views", "fuse", "assign"})
+    #: The methods that take ``out=`` (see ``fusion.core.backend``): fused kernels and matmul.
+    writes_into = frozenset({"fuse", "contract"})
 
     def __init__(self) -> None:
         import numba
@@ -415,20 +417,25 @@ class NumbaBackend(Backend):
         compilation."""
         return math.prod(shape) >= self.fuse_min and self._fuse.supported(kernel)
 
-    def fuse(self, kernel, inputs, views, constants, shape):
-        """Run ``kernel`` as one loop nest (see :mod:`.fuse`). A kernel it does not compile
-        (see :func:`.fuse.supported`) runs through the reference evaluator, which Fusion
-        itself never asks for: it checks :meth:`fusable` first."""
+    def fuse(self, kernel, inputs, views, constants, shape, out=None):
+        """Run ``kernel`` as one loop nest (see :mod:`.fuse`), into ``out`` if given. A kernel
+        it does not compile (see :func:`.fuse.supported`) runs through the reference
+        evaluator, which Fusion itself never asks for: it checks :meth:`fusable` first."""
         if not self._fuse.supported(kernel):
             from fusion.core.kernel import evaluate
 
-            return evaluate(kernel, inputs, views, constants, shape)
-        parallel = self._parallel(math.prod(shape))
-        return self._fuse.run(kernel, inputs, views, constants, shape, parallel,
-                              self._threads() if parallel else 1)
+            result = evaluate(kernel, inputs, views, constants, shape)
+        else:
+            parallel = self._parallel(math.prod(shape))
+            result = self._fuse.run(kernel, inputs, views, constants, shape, parallel,
+                                    self._threads() if parallel else 1)
+        if out is None:
+            return result
+        np.copyto(out, result)
+        return out
 
     # --- contraction ---------------------------------------------------------------------
-    def contract(self, x, y):
+    def contract(self, x, y, out=None):
         """Batched matmul through numpy's ``matmul``, i.e. BLAS (OpenBLAS) for float dtypes.
 
         BLAS is faster than any loop numba compiles; see :mod:`.threads` for how its threads
@@ -436,6 +443,10 @@ class NumbaBackend(Backend):
         """
         count = threads.blas_threads_for(x.shape[-2] * x.shape[-1] * y.shape[-1], self.blas_threads)
         if count is None:
-            return np.matmul(x, y)
+            return np.matmul(x, y, out=out)
         with threads.blas_limit(count):
-            return np.matmul(x, y)
+            return np.matmul(x, y, out=out)
+
+    def assign(self, dst, src):
+        """Write ``src`` into ``dst`` in place (numpy arrays both)."""
+        np.copyto(dst, src)

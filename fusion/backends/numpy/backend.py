@@ -19,15 +19,20 @@ warnings.filterwarnings(
 )
 
 
-def _floor_divide(x, y):
+def _floor_divide(x, y, out=None):
     if x.dtype.kind == "f":
-        return np.true_divide(x, y)
-    return np.floor_divide(x, y)  # numpy gives 0 for x // 0, as the contract asks
+        return np.true_divide(x, y, out=out)
+    return np.floor_divide(x, y, out=out)  # numpy gives 0 for x // 0, as the contract asks
 
 
 class NumpyBackend(Backend):
     version = np.__version__
-    capabilities = frozenset({"float64", "int64", "views"})
+    capabilities = frozenset({"float64", "int64", "views", "assign"})
+    #: The methods that take ``out=`` (a replay of a captured step computes into memory
+    #: allocated once): numpy's ufuncs, reductions and matmul.
+    writes_into = frozenset({"neg", "exp", "log", "sqrt", "sin", "recip", "cast", "add", "sub",
+                             "mul", "div", "pow", "maximum", "cmpeq", "cmplt", "reduce_sum",
+                             "reduce_max", "contract"})
     # numpy runs one primitive at a time, and its movement ops are views already: a lazy
     # graph would only add bookkeeping, so every primitive runs when it is called.
     lazy = False
@@ -49,11 +54,14 @@ class NumpyBackend(Backend):
     sqrt = staticmethod(np.sqrt)
     sin = staticmethod(np.sin)
 
-    def recip(self, x):
-        return np.reciprocal(x)
+    def recip(self, x, out=None):
+        return np.reciprocal(x, out=out)
 
-    def cast(self, x, dtype):
-        return x.astype(dtype.np)
+    def cast(self, x, dtype, out=None):
+        if out is None:
+            return x.astype(dtype.np)
+        np.copyto(out, x, casting="unsafe")  # the conversion astype makes
+        return out
 
     add = staticmethod(np.add)
     sub = staticmethod(np.subtract)
@@ -65,12 +73,12 @@ class NumpyBackend(Backend):
     cmplt = staticmethod(np.less)
     where = staticmethod(np.where)
 
-    def reduce_sum(self, x, axes):
+    def reduce_sum(self, x, axes, out=None):
         # numpy would widen an int32 sum to int64; the contract keeps the input's dtype
-        return np.sum(x, axis=axes, keepdims=True, dtype=x.dtype)
+        return np.sum(x, axis=axes, keepdims=True, dtype=x.dtype, out=out)
 
-    def reduce_max(self, x, axes):
-        return np.max(x, axis=axes, keepdims=True)
+    def reduce_max(self, x, axes, out=None):
+        return np.max(x, axis=axes, keepdims=True, out=out)
 
     reshape = staticmethod(np.reshape)
     permute = staticmethod(np.transpose)
@@ -87,3 +95,6 @@ class NumpyBackend(Backend):
 
     # The optional contraction fast path: numpy's BLAS-backed matmul.
     contract = staticmethod(np.matmul)
+
+    def assign(self, dst, src):
+        np.copyto(dst, src)

@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=_non_negative_int, default=DEFAULTS["patience"],
                        help="epochs without a lower validation loss before stopping, the best "
                             "weights restored; 0 trains every epoch (default %(default)s)")
+    train.add_argument("--no-jit", dest="jit", action="store_false",
+                       help="run every step in Python instead of replaying it with fusion.jit")
     train.add_argument("--seed", type=_non_negative_int, default=DEFAULTS["seed"],
                        help="seed of the initial weights and the shuffling "
                             "(default %(default)s)")
@@ -445,7 +447,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     history = fit(network, nn.CrossEntropyLoss(), optimizer, train_loader, valid_loader,
                   epochs=args.epochs, metrics=("accuracy",), callbacks=callbacks,
-                  verbose=False)
+                  verbose=False, jit=args.jit)
     seconds = time.perf_counter() - started
 
     # the figures of the weights kept, measured on the saved model with the subject's formula
