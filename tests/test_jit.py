@@ -42,6 +42,19 @@ def _model(backend, dropout=False, batchnorm=False):
     return nn.Sequential(*layers).to(backend)
 
 
+def _step_of(model, opt, loss_fn=nn.functional.cross_entropy):
+    """A plain training step of ``model`` with ``opt``: the function a user would jit."""
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
 def _train(backend, use_jit, optimizer="adam", scheduler=False, dropout=False,
            batchnorm=False, steps=20, batch=8, evaluate_every=0):
     """Losses (and eval losses) of ``steps`` steps, the final parameters and buffers, and
@@ -50,13 +63,7 @@ def _train(backend, use_jit, optimizer="adam", scheduler=False, dropout=False,
     opt = OPTIMIZERS[optimizer](model.parameters())
     sched = optim.StepLR(opt, step_size=2, gamma=0.5) if scheduler else None
     loss_fn = nn.CrossEntropyLoss()
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = _step_of(model, opt, loss_fn)
 
     def evaluate(x, y):
         return loss_fn(model(x), y)
@@ -178,13 +185,7 @@ def test_a_state_dict_taken_between_replays_keeps_its_values(backend):
     model = _model(backend)
     opt = optim.SGD(model.parameters(), lr=0.1)
 
-    @fusion.jit
-    def step(x, y):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = fusion.jit(_step_of(model, opt))
 
     X, y = _data()
     x, t = fusion.Tensor(X[:8], backend=backend), fusion.Tensor(y[:8], backend=backend)
@@ -278,13 +279,7 @@ def test_no_memory_growth_over_2000_replays(backend):
     model = _model(backend, dropout=True)
     opt = optim.Adam(model.parameters(), lr=1e-3)
 
-    @fusion.jit
-    def step(x, y):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = fusion.jit(_step_of(model, opt))
 
     X, y = _data()
     x, t = fusion.Tensor(X[:8], backend=backend), fusion.Tensor(y[:8], backend=backend)
