@@ -133,8 +133,12 @@ class _Collector:
             self.chunks[label] = None
         self.rows = 0
 
-    def drop(self, j: int) -> None:
-        self.chunks[j] = None  # text: the column is not numeric, its chunks are freed
+    def add(self, j: int, values: np.ndarray | None) -> None:
+        """Append column ``j``'s next chunk; ``None`` (text found) drops the column."""
+        if values is None:
+            self.chunks[j] = None  # the column is not numeric: its chunks are freed
+        else:
+            self.chunks[j].append(values)
 
     def finish(self, names: list[str], path) -> Columns:
         keep = [j for j, chunks in enumerate(self.chunks) if chunks is not None]
@@ -193,13 +197,9 @@ def _read_with_pandas(path, layout: Layout, label: int | None, progress: Progres
                     elif collector.chunks[j] is None:
                         continue
                     elif column.dtype.kind in "iuf":
-                        collector.chunks[j].append(column.to_numpy(dtype=np.float64))
+                        collector.add(j, column.to_numpy(dtype=np.float64))
                     else:
-                        values = _numbers_in_text(column, layout.decimal)
-                        if values is None:
-                            collector.drop(j)
-                        else:
-                            collector.chunks[j].append(values)
+                        collector.add(j, _numbers_in_text(column, layout.decimal))
                 if progress is not None:
                     progress(min(f.tell(), total), total)
         except pd.errors.ParserError as error:
@@ -251,11 +251,7 @@ def _read_with_csv(path, layout: Layout, label: int | None, progress: Progress |
                     collector.label_chunks.append(
                         np.array([field.strip() for field in fields], dtype=object))
                 elif collector.chunks[j] is not None:
-                    values = _convert(fields, layout.decimal)
-                    if values is None:
-                        collector.drop(j)
-                    else:
-                        collector.chunks[j].append(values)
+                    collector.add(j, _convert(fields, layout.decimal))
             if progress is not None:
                 progress(min(done, total), total)
     return collector.finish(layout.names, path)
