@@ -2,13 +2,18 @@
 
 Two MLPs on random data: an MNIST-shaped one (784-256-128-10, batch 128) and the 42 school's
 (30-24-24-2, batch 8). Each installed Fusion backend runs beside a hand-written numpy
-implementation of the same step (below: manual forward, backward and Adam, float32) and
-PyTorch on the CPU if it is importable, all in one process; figures are medians over single
-steps, and ratios are against the hand-written numpy step measured in the same run. Each
-backend runs twice: its plain step and the same step through ``fusion.jit`` (captured on its
-first calls, then replayed), with the speed-up of jit over the plain step of that backend.
+implementation of the same step (below: manual forward, backward and Adam, float32), all in
+one process; figures are medians over single steps, and ratios are against the hand-written
+numpy step measured in the same run. Each backend runs twice: its plain step and the same step
+through ``fusion.jit`` (captured on its first calls, then replayed), with the speed-up of jit
+over the plain step of that backend.
+
+With ``--torch-python``, PyTorch (eager, CPU) is timed too, in processes of its own: torch and
+numba both run OpenMP thread pools, so each contender runs in a fresh process, taking turns
+with torch for a few rounds, and its time is given as a fraction of torch's.
 
     python benchmarks/training.py                      # every backend, both shapes
+    python benchmarks/training.py --torch-python /path/to/python-with-torch
     python benchmarks/training.py --backend numpy --profile   # plus where the time goes
 
 ``--profile`` runs the numpy-backend step under cProfile and splits the time by layer
@@ -19,45 +24,25 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import math
+import os
 import pstats
 import statistics
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
+from workloads import BETAS, EPS, LR, SHAPES, initial_weights, random_data, time_steps
 
 import fusion
 import fusion.nn as nn
 import fusion.optim as optim
 
-SHAPES = {
-    "mnist": ((784, 256, 128, 10), 128),
-    "42": ((30, 24, 24, 2), 8),
-}
-LR = 1e-3
 _LIMITS: list = []
-BETAS = (0.9, 0.999)
-EPS = 1e-8
-
-
-def random_data(sizes, batch, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
-    y = rng.integers(0, sizes[-1], batch)
-    return x, y
-
-
-def initial_weights(sizes, seed=0):
-    """(weight (out, in), bias (out,)) per layer, float32, as Linear's default init."""
-    rng = np.random.default_rng(seed)
-    layers = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=False):
-        bound = 1 / math.sqrt(fan_in)
-        layers.append((rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32),
-                       rng.uniform(-bound, bound, fan_out).astype(np.float32)))
-    return layers
 
 
 # --- hand-written numpy: what a careful person writes without a framework ---------------------
@@ -142,35 +127,6 @@ def fusion_step_fn(weights, x, y, backend: str, jit: bool = False) -> Callable[[
     return lambda: step(xs, ys)
 
 
-def torch_step_fn(weights, x, y):
-    try:
-        import torch
-    except ImportError:
-        return None
-    layers = []
-    for i, (w, b) in enumerate(weights):
-        linear = torch.nn.Linear(w.shape[1], w.shape[0])
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(w))
-            linear.bias.copy_(torch.from_numpy(b))
-        layers.append(linear)
-        if i < len(weights) - 1:
-            layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers)
-    xs, ys = torch.from_numpy(x), torch.from_numpy(y)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    opt = torch.optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
-
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(model(xs), ys)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step
-
-
 # --- timing ------------------------------------------------------------------------------------
 def time_interleaved(steps: dict[str, Callable], total: int, rounds: int = 10,
                      warmup: int = 3) -> dict[str, tuple[float, float]]:
@@ -222,20 +178,68 @@ def run(shapes: list[str], backends: list[str], steps: dict[str, int]) -> None:
             implementations[f"fusion {name}"] = fusion_step_fn(weights, x, y, name)
             drifts[f"fusion {name} jit"] = same_losses(weights, x, y, name, steps=8, jit=True)
             implementations[f"fusion {name} jit"] = fusion_step_fn(weights, x, y, name, True)
-        torch_step = torch_step_fn(weights, x, y)
-        if torch_step is not None:
-            implementations["torch eager (cpu)"] = torch_step
         results = time_interleaved(implementations, steps[shape])
         base = results["hand-written numpy"][1]
         for name, (first, ms) in results.items():
             note = f"   (loss vs hand-written: {drifts[name]:.1e})" if name in drifts else ""
             print(f"{label:<24} {name:<20} {first:9.3f} {ms:10.3f} {ms / base:8.2f}{note}")
-        if torch_step is None:
-            print(f"{label:<24} {'torch':<20} {'not installed':>20}")
         for name in backends:
             plain, jitted = results[f"fusion {name}"][1], results[f"fusion {name} jit"][1]
             print(f"{label:<24} {'jit vs plain ' + name:<20} {plain / jitted:20.2f}x faster "
                   "(plain step time / jitted step time)")
+
+
+# --- against torch, one process per contender -------------------------------------------------
+HERE = os.path.dirname(os.path.abspath(__file__))
+#: What --torch-python compares with torch eager: the Fusion steps it names.
+VERSUS = ("numba jit", "numpy jit", "numba", "numpy")
+
+
+def worker(contender: str, shape: str, steps: int) -> None:
+    """Time one Fusion contender (``"numba jit"``, ``"numpy"``...) in this process; print
+    the figures as JSON."""
+    backend, _, jit = contender.partition(" ")
+    sizes, batch = SHAPES[shape]
+    x, y = random_data(sizes, batch)
+    step = fusion_step_fn(initial_weights(sizes), x, y, backend, jit == "jit")
+    print(json.dumps(time_steps(step, steps)))
+
+
+def _measure(command: list[str]) -> float:
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["median_ms"]
+
+
+def versus_torch(shapes: list[str], backends: list[str], torch_python: str, rounds: int,
+                 steps: dict[str, int]) -> None:
+    """Each contender in its own fresh process, taking turns with torch round after round
+    (torch and numba both run OpenMP thread pools: in one process they would time their
+    clash); medians over the rounds, and each Fusion step's time as a fraction of torch's."""
+    contenders = [c for c in VERSUS if c.split()[0] in backends]
+    print(f"\nagainst torch eager (CPU), one process per contender, {rounds} rounds taking "
+          f"turns; torch from {torch_python}")
+    header = f"{'model':<24} {'implementation':<20} {'median ms':>10} {'x torch':>8}"
+    print(header)
+    print("-" * len(header))
+    for shape in shapes:
+        sizes, batch = SHAPES[shape]
+        label = f"{'-'.join(map(str, sizes))} b{batch}"
+        n = str(steps[shape])
+        commands = {"torch eager": [torch_python, os.path.join(HERE, "workloads.py"), "torch",
+                                    shape, "--steps", n]}
+        for c in contenders:
+            commands[f"fusion {c}"] = [sys.executable, os.path.abspath(__file__), "--worker",
+                                       c, "--shape", shape, "--steps", n]
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(rounds):
+            for name, command in commands.items():
+                times[name].append(_measure(command))
+        base = statistics.median(times["torch eager"])
+        for name, values in times.items():
+            ms = statistics.median(values)
+            print(f"{label:<24} {name:<20} {ms:10.3f} {ms / base:8.2f}")
 
 
 # --- profile -----------------------------------------------------------------------------------
@@ -294,12 +298,6 @@ def limit_threads(n: int) -> None:
         print("threadpoolctl is not installed: --threads is ignored for numpy's BLAS")
     else:
         _LIMITS.append(threadpool_limits(n))  # kept: the limit lasts while it lives
-    try:
-        import torch
-    except ImportError:
-        pass
-    else:
-        torch.set_num_threads(n)
     print(f"threads limited to {n}")
 
 
@@ -314,14 +312,26 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="also profile the numpy-backend step with cProfile")
     parser.add_argument("--threads", type=int, default=0,
-                        help="limit BLAS (and torch) to this many threads, for every "
+                        help="limit BLAS to this many threads, for every "
                              "implementation alike (default: the libraries' own choice)")
+    parser.add_argument("--torch-python", metavar="PYTHON",
+                        help="also time torch eager with this Python (one with torch "
+                             "installed), each contender in its own process")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="turns each contender takes against torch (default 3)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.threads:
-        limit_threads(args.threads)
     shapes = args.shape or list(SHAPES)
     steps = {"mnist": args.steps or 60, "42": args.steps or 400}
-    run(shapes, args.backend or fusion.available_backends(), steps)
+    if args.worker:
+        worker(args.worker, shapes[0], steps[shapes[0]])
+        return
+    if args.threads:
+        limit_threads(args.threads)
+    backends = args.backend or fusion.available_backends()
+    run(shapes, backends, steps)
+    if args.torch_python:
+        versus_torch(shapes, backends, args.torch_python, args.rounds, steps)
     if args.profile:
         for shape in shapes:
             profile(shape, max(steps[shape] // 4, 10))

@@ -363,6 +363,11 @@ class _Recorder:
 
     # --- installing ----------------------------------------------------------------------
     def install(self) -> None:
+        # a backend that fuses from some size on fuses everything in a capture: a replay
+        # launches each kernel for the cost of a call, however small its work
+        self.fuse_min = getattr(self.backend, "fuse_min", None)
+        if self.fuse_min:
+            self.backend.fuse_min = 0
         for name in _RECORDED:
             method = getattr(self.backend, name, None)
             if method is not None:
@@ -371,6 +376,8 @@ class _Recorder:
 
     def remove(self) -> None:
         capture.recorder = None
+        if self.fuse_min:
+            self.backend.fuse_min = self.fuse_min
         for name in _RECORDED:
             self.backend.__dict__.pop(name, None)
         self.backend.__dict__.pop("to_numpy", None)
@@ -704,6 +711,10 @@ class _Replay:
         args = _resolve(step.args, arrays)
         if name == "fuse":
             args[3] = step.args[3]  # the constants list, whose host values are updated
+            launcher = getattr(backend, "fuse_launcher", None)
+            run = launcher(*args, out=out) if launcher is not None else None
+            if run is not None:
+                return run
         if name in getattr(backend, "writes_into", ()):
             return functools.partial(method, *args, **step.kwargs, out=out)
         return functools.partial(_into, out, method, args, step.kwargs)

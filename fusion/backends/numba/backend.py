@@ -434,6 +434,14 @@ class NumbaBackend(Backend):
         np.copyto(out, result)
         return out
 
+    def fuse_launcher(self, kernel, inputs, views, constants, shape, out):
+        """A function of no arguments running :meth:`fuse` into ``out`` with its compiled
+        loop's arguments prepared once, or None (see :func:`.fuse.launcher`): how
+        :func:`fusion.jit` replays a fused kernel."""
+        parallel = self._parallel(math.prod(shape))
+        return self._fuse.launcher(kernel, inputs, views, constants, shape, parallel,
+                                   self._threads() if parallel else 1, out)
+
     # --- contraction ---------------------------------------------------------------------
     def contract(self, x, y, out=None):
         """Batched matmul through numpy's ``matmul``, i.e. BLAS (OpenBLAS) for float dtypes.

@@ -360,3 +360,57 @@ def run(kernel: Kernel, inputs, views, constants, shape: tuple[int, ...],
         value = (merged != 0) if dtype.name == "bool" else dtype.np.type(merged)
         return np.full(out_shape, value, dtype.np)
     return out.reshape(out_shape)
+
+
+def launcher(kernel: Kernel, inputs, views, constants: list, shape: tuple[int, ...],
+             parallel: bool, threads: int, out: np.ndarray):
+    """A function of no arguments that runs ``kernel`` as :func:`run` would, writing into
+    ``out`` (an array of the output's shape and dtype) with every argument of the compiled
+    loop prepared once: what :func:`fusion.jit` replays. Constants of ``constants`` that are
+    host values (a learning rate) are read from the list on each call. None where the launch
+    cannot be prepared so (nothing to loop over, an input or ``out`` not C-contiguous)."""
+    from fusion.core.capture import HostScalar
+
+    axes = kernel.reduce_axes
+    out_shape = tuple(1 if a in axes else n for a, n in enumerate(shape))
+    if (math.prod(shape) == 0 or not supported(kernel) or not isinstance(out, np.ndarray)
+            or out.shape != out_shape or out.dtype != kernel.output.dtype.np
+            or not out.flags.c_contiguous):
+        return None
+    loops = np.asarray(loop_shape(kernel, shape), np.int64)
+    ndim = len(shape)
+    partials = bool(axes) and len(axes) == ndim
+    args: list = []
+    if partials:
+        parts = max(1, min(threads if parallel else 1, int(loops[0])))
+        acc = np.empty(parts, getattr(np, _accumulator(kernel)[0]))
+        args += [acc, loops, parts]
+    else:
+        args += [out.reshape(-1), loops]
+    for data, view in zip(inputs, views, strict=True):
+        if not isinstance(data, np.ndarray) or not data.flags.c_contiguous:
+            return None
+        flat = data.reshape(-1)
+        args += [flat, np.asarray(view.strides, np.int64).reshape(ndim), view.offset]
+        if view.mask is not None:
+            args += [np.asarray(view.mask, np.int64).reshape(ndim, 2),
+                     flat.dtype.type(view.fill)]
+    dtypes = {ins.arg: ins.dtype.np.type for ins in kernel.instructions if ins.op is Leaf.CONST}
+    varying = []
+    for k in sorted(dtypes):
+        if type(constants[k]) is HostScalar:
+            varying.append((len(args), k, dtypes[k]))
+        args.append(dtypes[k](constants[k]))
+    fn = compile_kernel(kernel, parallel, inner_kinds(kernel, views))
+    if not partials and not varying:
+        return lambda: fn(*args)
+
+    def launch() -> None:
+        for position, key, kind in varying:
+            args[position] = kind(constants[key])
+        fn(*args)
+        if partials:
+            merged = acc.sum() if kernel.output.op is ReduceOp.SUM else np.maximum.reduce(acc)
+            out.fill(merged != 0 if out.dtype == np.bool_ else out.dtype.type(merged))
+
+    return launch
