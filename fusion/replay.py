@@ -794,7 +794,8 @@ def _elide_copies(trace: _Trace, writes_into: frozenset) -> list[_Step]:
     A copy ``assign(P, T)`` goes when ``T`` is computed by a call that takes ``out=``, no
     call between them reads or writes ``P`` (or a view of it), ``P`` is written nowhere
     else, nothing views ``T``, and ``T`` is not an input; every later read of ``T`` then
-    reads ``P``.
+    reads ``P``. A fused kernel that reads ``P`` itself keeps its copy (numpy's own calls
+    handle a result overlapping their operands; a fused loop does not).
     """
     steps = list(trace.steps)
     producer = {s.out: i for i, s in enumerate(steps) if s.out is not None}
@@ -817,6 +818,10 @@ def _elide_copies(trace: _Trace, writes_into: frozenset) -> list[_Step]:
         if j is None or writes.get(dst) != 1 or src in viewed or src in trace.host_targets:
             continue
         if steps[j].name not in writes_into or trace.kinds[src] != _PRODUCED:
+            continue
+        if steps[j].name == "fuse" and _reads(steps[j], dst, base):
+            # a fused loop never writes memory it reads: through another view it would
+            # read what it already wrote, and even in place its loop would not vectorise
             continue
         touched = any(_reads(steps[k], dst, base) for k in range(j + 1, c))
         if touched:
