@@ -11,6 +11,7 @@ import math
 
 from .buffer import Buffer
 from .dtypes import DType
+from .ops import MovementOp
 
 
 class Function:
@@ -306,9 +307,17 @@ class Flip(Function):
 
 
 # --- contraction (optional backend fast path, composed from primitives otherwise) -----------
+def _swap_order(ndim: int) -> tuple[int, ...]:
+    return (*range(ndim - 2), ndim - 1, ndim - 2)
+
+
 def _swap_last(x: Buffer) -> Buffer:
-    order = (*range(len(x.shape) - 2), len(x.shape) - 1, len(x.shape) - 2)
-    return x.permute(order)
+    return x.permute(_swap_order(len(x.shape)))
+
+
+def _is_swapped(x: Buffer) -> bool:
+    """Whether ``x`` is its source with the last two axes swapped (a transposed weight)."""
+    return x.op is MovementOp.PERMUTE and x.arg[0] == _swap_order(len(x.shape))
 
 
 class Contract(Function):
@@ -320,5 +329,12 @@ class Contract(Function):
 
     def backward(self, grad):
         gx = grad.contract(_swap_last(self.y)) if self.needs_input_grad[0] else None
-        gy = _swap_last(self.x).contract(grad) if self.needs_input_grad[1] else None
+        gy = None
+        if self.needs_input_grad[1]:
+            if _is_swapped(self.y):
+                # y = w^T (a Linear layer's weight): (g^T @ x)^T, whose swap back to w's
+                # gradient is then laid out as w is, in the order an optimizer reads it
+                gy = _swap_last(_swap_last(grad).contract(self.x))
+            else:
+                gy = _swap_last(self.x).contract(grad)
         return gx, gy

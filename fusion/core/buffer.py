@@ -198,6 +198,11 @@ class Buffer:
         return self if shape == self.shape else self._move(MovementOp.EXPAND, (shape,), shape)
 
     def permute(self, order: tuple[int, ...]) -> Buffer:
+        if self.op is MovementOp.PERMUTE and self.srcs:  # a pending permute: compose the two
+            inner = self.arg[0]
+            composed = tuple(inner[i] for i in order)
+            if composed == tuple(range(len(order))):
+                return self.srcs[0]
         return self._move(MovementOp.PERMUTE, (order,), tuple(self.shape[i] for i in order))
 
     def pad(self, widths: tuple[tuple[int, int], ...], value=0) -> Buffer:
