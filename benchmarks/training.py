@@ -32,7 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 
 import numpy as np
@@ -189,6 +189,62 @@ def run(shapes: list[str], backends: list[str], steps: dict[str, int]) -> None:
                   "(plain step time / jitted step time)")
 
 
+# --- what a replay runs ------------------------------------------------------------------------
+def replay_calls(shape: str, backend: str) -> dict[str, Counter]:
+    """The backend calls one replay of each part of the step makes on ``backend``: the
+    forward pass with the loss, the backward pass, the optimizer's update (each part measured
+    as the difference between jitted functions doing more and more of the step)."""
+    sizes, batch = SHAPES[shape]
+    x, y = random_data(sizes, batch)
+    with fusion.use_backend(backend):
+        model = nn.Sequential(*[layer for i in range(len(sizes) - 1) for layer in
+                                [nn.Linear(sizes[i], sizes[i + 1]), nn.ReLU()]][:-1])
+        xs, ys = fusion.Tensor(x), fusion.Tensor(y)
+    loss_fn = nn.CrossEntropyLoss()
+    opt = optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
+
+    def forward(inputs, targets):
+        return loss_fn(model(inputs), targets)
+
+    def backward(inputs, targets):
+        opt.zero_grad()
+        loss = forward(inputs, targets)
+        loss.backward()
+        return loss
+
+    def step(inputs, targets):
+        loss = backward(inputs, targets)
+        opt.step()
+        return loss
+
+    counts = []
+    for fn in (forward, backward, step):
+        jitted = fusion.jit(fn)
+        for _ in range(4):
+            jitted(xs, ys)
+        counts.append(jitted.calls)
+    return {"forward and loss": counts[0], "backward": counts[1] - counts[0],
+            "Adam update": counts[2] - counts[1]}
+
+
+def print_replay_calls(shapes: list[str], backends: list[str]) -> None:
+    print("\nbackend calls per replay of each part of the jitted step (fuse: fused kernels, "
+          "contract: matmuls, assign: copies into state, other names: primitives run alone)")
+    for shape in shapes:
+        sizes, batch = SHAPES[shape]
+        for backend in backends:
+            if "assign" not in fusion.get_backend(backend).capabilities:
+                continue
+            parts = replay_calls(shape, backend)
+            text = "; ".join(f"{part} {sum(c.values())} ({_names(c)})"
+                             for part, c in parts.items())
+            print(f"  {'-'.join(map(str, sizes))} b{batch} on {backend}: {text}")
+
+
+def _names(counts: Counter) -> str:
+    return ", ".join(f"{n} {name}" for name, n in counts.most_common())
+
+
 # --- against torch, one process per contender -------------------------------------------------
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: What --torch-python compares with torch eager: the Fusion steps it names.
@@ -330,6 +386,7 @@ def main() -> None:
         limit_threads(args.threads)
     backends = args.backend or fusion.available_backends()
     run(shapes, backends, steps)
+    print_replay_calls(shapes, backends)
     if args.torch_python:
         versus_torch(shapes, backends, args.torch_python, args.rounds, steps)
     if args.profile:

@@ -59,6 +59,7 @@ import threading
 import types
 import warnings
 import weakref
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -100,7 +101,8 @@ def jit(fn: Callable | None = None, *, max_captures: int = MAX_CAPTURES):
 
 
 class Jitted:
-    """A function wrapped by :func:`jit`. ``replays`` and ``captures`` count its calls."""
+    """A function wrapped by :func:`jit`. ``replays`` and ``captures`` count its calls;
+    :attr:`calls` tells what its last replay ran."""
 
     def __init__(self, fn: Callable, max_captures: int = MAX_CAPTURES):
         if not callable(fn):
@@ -112,6 +114,14 @@ class Jitted:
         self.captures = 0
         self._kinds: dict = {}
         self._warned: set[str] = set()
+        self._last: _Replay | None = None
+
+    @property
+    def calls(self) -> Counter[str]:
+        """The backend calls one replay of the last replayed kind of call makes, by name:
+        ``fuse`` (fused kernels), ``contract`` (matmuls), ``assign`` (copies into state) and
+        the primitives run one by one. Empty before the first replay."""
+        return Counter(self._last.calls) if self._last is not None else Counter()
 
     def __get__(self, obj, owner=None):
         return self if obj is None else types.MethodType(self, obj)
@@ -146,6 +156,7 @@ class Jitted:
         if replay is not None:
             if replay.valid():
                 self.replays += 1
+                self._last = replay
                 return _rebuild(replay.skeleton, replay.run(tensors))
             kind.replay = kind.previous = None  # stale: capture again
             kind.attempts = 0
@@ -229,6 +240,13 @@ def _unsupported(backend) -> str | None:
     if not isinstance(backend.full((1,), 0, _float32()), np.ndarray):
         return "does not use numpy arrays"
     return None
+
+
+def _started_backends() -> list:
+    from .core.backend import registry
+
+    return [entry.instance for entry in list(registry.entries.values())
+            if entry.instance is not None]
 
 
 def _float32():
@@ -360,6 +378,7 @@ class _Recorder:
         if len(set(self.inputs)) != len(self.inputs):
             self.problem = "two of its arguments share memory"
         self.version_before = capture.state_version()
+        self.others: list = []  # the other backends, watched while capturing
 
     # --- installing ----------------------------------------------------------------------
     def install(self) -> None:
@@ -372,15 +391,33 @@ class _Recorder:
             method = getattr(self.backend, name, None)
             if method is not None:
                 setattr(self.backend, name, self._wrap(name, method))
+        # work on any other backend would not be replayed: such a step runs plainly
+        self.others = [b for b in _started_backends() if b is not self.backend]
+        for other in self.others:
+            for name in _RECORDED:
+                method = getattr(other, name, None)
+                if method is not None:
+                    setattr(other, name, self._foreign(other, method))
         capture.recorder = self
 
     def remove(self) -> None:
         capture.recorder = None
         if self.fuse_min:
             self.backend.fuse_min = self.fuse_min
-        for name in _RECORDED:
-            self.backend.__dict__.pop(name, None)
+        for backend in (self.backend, *self.others):
+            for name in _RECORDED:
+                backend.__dict__.pop(name, None)
         self.backend.__dict__.pop("to_numpy", None)
+
+    def _foreign(self, backend, method):
+        def called(*args, **kwargs):
+            if self.problem is None and threading.get_ident() == self.thread:
+                self.problem = (f"it computes on backend {backend.name!r}, not on "
+                                f"{self.backend.name!r} (the backend of its tensor arguments, "
+                                "or the default backend when it has none)")
+            return method(*args, **kwargs)
+
+        return called
 
     def _wrap(self, name: str, method):
         def recorded(*args, **kwargs):
@@ -629,8 +666,13 @@ class _Replay:
         self.arrays = arrays
         self.inputs = [arrays[s] for s in trace.inputs]
         self.host = self._host_fills(trace, steps, arrays)
-        self.ops = [op for op in (self._bind(step, arrays, trace) for step in steps)
-                    if op is not None]
+        self.ops = []
+        self.calls: Counter[str] = Counter()
+        for step in steps:
+            op = self._bind(step, arrays, trace)
+            if op is not None:
+                self.ops.append(op)
+                self.calls[step.name] += 1
         self.returns = [(arrays[s], shape, dtype)
                         for s, (shape, dtype) in zip(trace.returns, trace.return_types,
                                                      strict=True)]
