@@ -836,8 +836,9 @@ def _elide_copies(trace: _Trace, writes_into: frozenset) -> list[_Step]:
     A copy ``assign(P, T)`` goes when ``T`` is computed by a call that takes ``out=``, no
     call between them reads or writes ``P`` (or a view of it), ``P`` is written nowhere
     else, nothing views ``T``, and ``T`` is not an input; every later read of ``T`` then
-    reads ``P``. A fused kernel that reads ``P`` itself keeps its copy (numpy's own calls
-    handle a result overlapping their operands; a fused loop does not).
+    reads ``P``. A fused kernel that reads ``P`` itself writes into it only where it reads
+    each element of ``P`` just before writing it (see :func:`_in_place`); otherwise the copy
+    stays (numpy's own calls handle a result overlapping their operands).
     """
     steps = list(trace.steps)
     producer = {s.out: i for i, s in enumerate(steps) if s.out is not None}
@@ -861,9 +862,7 @@ def _elide_copies(trace: _Trace, writes_into: frozenset) -> list[_Step]:
             continue
         if steps[j].name not in writes_into or trace.kinds[src] != _PRODUCED:
             continue
-        if steps[j].name == "fuse" and _reads(steps[j], dst, base):
-            # a fused loop never writes memory it reads: through another view it would
-            # read what it already wrote, and even in place its loop would not vectorise
+        if steps[j].name == "fuse" and not _in_place(steps[j], dst, base):
             continue
         touched = any(_reads(steps[k], dst, base) for k in range(j + 1, c))
         if touched:
@@ -881,6 +880,24 @@ def _elide_copies(trace: _Trace, writes_into: frozenset) -> list[_Step]:
     trace.returns = [redirect.get(r, r) for r in trace.returns]
     trace.grads = [(ref, redirect.get(slot, slot)) for ref, slot in trace.grads]
     return out
+
+
+def _in_place(step: _Step, slot: int, base: dict) -> bool:
+    """Whether fused kernel ``step`` may write its result into ``slot``: it reads that
+    memory only element by element in the output's order (a contiguous view from the first
+    element, no reduction), so that each element is read before it is written."""
+    kernel, inputs, views = step.args[0], step.args[1], step.args[2]
+    if not _reads(step, slot, base):
+        return True
+    if kernel.reduce_axes:
+        return False
+    for ref, kind, view in zip(inputs, kernel.views, views, strict=True):
+        if isinstance(ref, _Ref) and base.get(ref.slot) == slot:
+            return False  # through a view: another order, or a part
+        if isinstance(ref, _Ref) and ref.slot == slot and (kind != "contiguous"
+                                                           or view.offset != 0):
+            return False
+    return True
 
 
 def _reads(step: _Step, slot: int, base: dict) -> bool:

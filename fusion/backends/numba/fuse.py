@@ -133,7 +133,8 @@ def _accumulator(kernel: Kernel) -> tuple[str, str]:
 def inner_kinds(kernel: Kernel, views) -> tuple[str, ...]:
     """How each input is read along the innermost loop, a launch's specialisation of the
     kernel: ``"1"`` in order, ``"0"`` one value for the whole loop (a broadcast), ``"s"`` any
-    other stride or a masked view; ``"c"`` for a contiguous view (read by the flat index)."""
+    other stride or a masked view; ``"c"`` for a contiguous view (read by the flat index);
+    ``"o"`` (set by :func:`launcher` only) for an input that is the output's own memory."""
     kinds = []
     for kind, view in zip(kernel.views, views, strict=True):
         if kind == "contiguous":
@@ -207,6 +208,9 @@ def source(kernel: Kernel, parallel: bool, inner: tuple[str, ...] | None = None)
     for i, kind in enumerate(kernel.views):
         if inner[i] == "0":
             continue  # loaded before the innermost loop
+        if inner[i] == "o":  # the output's own element, updated in place (see launcher)
+            lines.append(f"{indent}x{i} = out[np.uintp(o)]")
+            continue
         index = f"off{i} + o" if kind == "contiguous" else partial[i]
         # an unsigned index: numba checks a signed one for negative wrap-around on every read,
         # which keeps LLVM from vectorising the loop
@@ -368,7 +372,12 @@ def launcher(kernel: Kernel, inputs, views, constants: list, shape: tuple[int, .
     ``out`` (an array of the output's shape and dtype) with every argument of the compiled
     loop prepared once: what :func:`fusion.jit` replays. Constants of ``constants`` that are
     host values (a learning rate) are read from the list on each call. None where the launch
-    cannot be prepared so (nothing to loop over, an input or ``out`` not C-contiguous)."""
+    cannot be prepared so (nothing to loop over, an input or ``out`` not C-contiguous, an
+    input sharing memory with ``out`` other than as the same elements in the same order).
+
+    An input that is ``out`` itself is read from ``out`` in the loop (the kernel's variant
+    ``"o"``): each element is read before it is written, and the loop still vectorises,
+    which it would not reading the same memory through two arrays."""
     from fusion.core.capture import HostScalar
 
     axes = kernel.reduce_axes
@@ -387,9 +396,16 @@ def launcher(kernel: Kernel, inputs, views, constants: list, shape: tuple[int, .
         args += [acc, loops, parts]
     else:
         args += [out.reshape(-1), loops]
-    for data, view in zip(inputs, views, strict=True):
+    inner = list(inner_kinds(kernel, views))
+    for i, (data, view) in enumerate(zip(inputs, views, strict=True)):
         if not isinstance(data, np.ndarray) or not data.flags.c_contiguous:
             return None
+        if np.may_share_memory(data, out):
+            # read in place only element by element: x[i] then out[i], in the same loop
+            if (axes or kernel.views[i] != "contiguous" or view.offset != 0
+                    or data.ctypes.data != out.ctypes.data or data.size != out.size):
+                return None
+            inner[i] = "o"
         flat = data.reshape(-1)
         args += [flat, np.asarray(view.strides, np.int64).reshape(ndim), view.offset]
         if view.mask is not None:
@@ -401,7 +417,7 @@ def launcher(kernel: Kernel, inputs, views, constants: list, shape: tuple[int, .
         if type(constants[k]) is HostScalar:
             varying.append((len(args), k, dtypes[k]))
         args.append(dtypes[k](constants[k]))
-    fn = compile_kernel(kernel, parallel, inner_kinds(kernel, views))
+    fn = compile_kernel(kernel, parallel, tuple(inner))
     if not partials and not varying:
         return lambda: fn(*args)
 
