@@ -70,7 +70,7 @@ from .core.backend import get_backend
 from .core.buffer import Buffer
 from .core.grad_mode import _grad_enabled
 from .core.ops import REQUIRED_METHODS, MovementOp
-from .core.tensor import Tensor, _owns_storage, _wrap
+from .core.tensor import Tensor, _held_alone, _wrap
 
 #: Kinds of call (signatures) kept per function.
 MAX_CAPTURES = 8
@@ -234,12 +234,25 @@ class _Kind:
         return all(ref() is not None and ref().training == mode for ref, mode in self.modes)
 
 
+_support: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _unsupported(backend) -> str | None:
+    """Why ``backend`` cannot be captured, or None (asked once per backend)."""
+    try:
+        return _support[backend]
+    except (KeyError, TypeError):
+        pass
+    why = None
     if "assign" not in backend.capabilities:
-        return "lacks the capability 'assign'"
-    if not isinstance(backend.full((1,), 0, _float32()), np.ndarray):
-        return "does not use numpy arrays"
-    return None
+        why = "lacks the capability 'assign'"
+    elif not isinstance(backend.full((1,), 0, _float32()), np.ndarray):
+        why = "does not use numpy arrays"
+    try:
+        _support[backend] = why
+    except TypeError:  # a backend that cannot be weakly referenced is asked every time
+        pass
+    return why
 
 
 def _started_backends() -> list:
@@ -777,8 +790,10 @@ class _Replay:
                 return False
         for ref, buffer_id, array in self.assigned:
             t = ref()
+            # the same buffer on the same array as when captured (writable then): held by
+            # the tensor alone, it still takes the replay's writes in place
             if t is None or id(t.data) != buffer_id or t.data._data is not array \
-                    or not _owns_storage(t):
+                    or not _held_alone(t):
                 return False
         for guard, args, value in self.guards:
             if guard(*args) != value:

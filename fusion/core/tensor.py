@@ -69,8 +69,13 @@ def _owns_storage(t: Tensor) -> bool:
     (see :meth:`Tensor.assign`). CPython's reference count says who else holds the buffer:
     another tensor (``detach()``, a state dict), pending lazy work, a graph kept for
     backward."""
+    return _held_alone(t) and t.data.writable()
+
+
+def _held_alone(t: Tensor) -> bool:
+    """Whether nothing but ``t`` holds its buffer (see :func:`_owns_storage`)."""
     buffer = t.data
-    return sys.getrefcount(buffer) == _SOLE_REFS and buffer.writable()
+    return sys.getrefcount(buffer) == _SOLE_REFS
 
 
 def _constant(buffer: Buffer) -> Tensor:
