@@ -31,6 +31,12 @@ work), its bias corrections and step count, and the random numbers of dropout (a
 each call, the same sequence as without jit). Host checks (labels within range, indices
 within bounds) run again on each call's values and raise the same errors.
 
+**On a fusing backend** (numba), a capture schedules every kernel fused, however small
+(plain steps fuse only large work, where a compiled loop beats the Python around it), and a
+replay launches each compiled loop with its arguments prepared once, writing parameters and
+optimizer state in place where the loop reads each element just before writing it.
+:attr:`Jitted.calls` tells what one replay runs.
+
 **State.** Tensors a step reads without receiving them (parameters, batch-norm statistics,
 optimizer state, a tensor from the enclosing scope) are read from their storage at each
 replay, so values written into them between calls (``assign``, ``load_state_dict``,
