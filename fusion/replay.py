@@ -50,9 +50,9 @@ parameter's ``.grad`` are the replay's own memory, overwritten by the next repla
 capturing: prints, appends to a list, counters and any other side effect happen on those
 calls alone. Numbers the function computes in Python from something that changes (other than
 the optimizer values above) are baked into the capture; pass them as tensors. A step that
-reads tensor values on the host (``.item()``, ``.numpy()``, ``if tensor > 0:``, gradient
-clipping by norm) cannot be replayed: it runs normally, with a warning saying so, as does a
-step whose recordings keep differing. Returned tensors are copies with no graph
+reads tensor values on the host (``.item()``, ``.numpy()``, ``if tensor > 0:``) cannot be
+replayed: it runs normally, with a warning saying so, as does a step whose recordings keep
+differing (gradient clipping by norm computes on the backend and is replayed). Returned tensors are copies with no graph
 (``requires_grad`` is False). The backend must declare the capability ``"assign"`` and use
 numpy arrays (numpy and numba do); on any other backend the function runs normally, with a
 warning once.

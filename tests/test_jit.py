@@ -42,13 +42,16 @@ def _model(backend, dropout=False, batchnorm=False):
     return nn.Sequential(*layers).to(backend)
 
 
-def _step_of(model, opt, loss_fn=nn.functional.cross_entropy):
-    """A plain training step of ``model`` with ``opt``: the function a user would jit."""
+def _step_of(model, opt, loss_fn=nn.functional.cross_entropy, clip=None):
+    """A plain training step of ``model`` with ``opt`` (gradients clipped to norm ``clip``
+    if given): the function a user would jit."""
 
     def step(x, y):
         opt.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
+        if clip is not None:
+            optim.clip_grad_norm_(model.parameters(), clip)
         opt.step()
         return loss
 
@@ -56,14 +59,14 @@ def _step_of(model, opt, loss_fn=nn.functional.cross_entropy):
 
 
 def _train(backend, use_jit, optimizer="adam", scheduler=False, dropout=False,
-           batchnorm=False, steps=20, batch=8, evaluate_every=0):
+           batchnorm=False, steps=20, batch=8, evaluate_every=0, clip=None):
     """Losses (and eval losses) of ``steps`` steps, the final parameters and buffers, and
     the jitted functions."""
     model = _model(backend, dropout, batchnorm)
     opt = OPTIMIZERS[optimizer](model.parameters())
     sched = optim.StepLR(opt, step_size=2, gamma=0.5) if scheduler else None
     loss_fn = nn.CrossEntropyLoss()
-    step = _step_of(model, opt, loss_fn)
+    step = _step_of(model, opt, loss_fn, clip)
 
     def evaluate(x, y):
         return loss_fn(model(x), y)
@@ -100,6 +103,14 @@ def _compare(backend, **kwargs):
                                    err_msg=name)
     assert step.replays >= 10, (step.replays, step.captures)
     return step, evaluate
+
+
+def test_gradient_clipping_by_norm_is_replayed(backend):
+    # the norm stays on the backend, so the clipped step is captured, and replays clip
+    # exactly when the plain step does (a max_norm that some steps exceed, some not)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", JitWarning)
+        _compare(backend, clip=0.5)  # the norms of these steps run from 0.27 to 0.75
 
 
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
