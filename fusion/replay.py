@@ -52,10 +52,10 @@ calls alone. Numbers the function computes in Python from something that changes
 the optimizer values above) are baked into the capture; pass them as tensors. A step that
 reads tensor values on the host (``.item()``, ``.numpy()``, ``if tensor > 0:``) cannot be
 replayed: it runs normally, with a warning saying so, as does a step whose recordings keep
-differing (gradient clipping by norm computes on the backend and is replayed). Returned tensors are copies with no graph
-(``requires_grad`` is False). The backend must declare the capability ``"assign"`` and use
-numpy arrays (numpy and numba do); on any other backend the function runs normally, with a
-warning once.
+differing (gradient clipping by norm computes on the backend and is replayed). Returned
+tensors are copies with no graph (``requires_grad`` is False). The backend must declare the
+capability ``"assign"`` and use numpy arrays (numpy and numba do); on any other backend the
+function runs normally, with a warning once.
 """
 
 from __future__ import annotations
@@ -775,10 +775,20 @@ class _Replay:
             launcher = getattr(backend, "fuse_launcher", None)
             run = launcher(*args, out=out) if launcher is not None else None
             if run is not None:
+                self._fill_arguments(args[3], run.constants_at)
                 return run
         if name in getattr(backend, "writes_into", ()):
             return functools.partial(method, *args, **step.kwargs, out=out)
         return functools.partial(_into, out, method, args, step.kwargs)
+
+    def _fill_arguments(self, constants: list, at: dict) -> None:
+        """Host values meant for ``constants`` (a fused kernel's) go straight into the
+        prepared arguments of its launch instead (see ``fuse_launcher``)."""
+        for _, _, targets in self.host:
+            for places in targets.values():
+                for k, place in enumerate(places):
+                    if place[0] == "const" and place[1] is constants:
+                        places[k] = ("arg", *at[place[2]])
 
     # --- running -----------------------------------------------------------------------------
     def valid(self) -> bool:
@@ -816,6 +826,8 @@ class _Replay:
                 for place in places:
                     if place[0] == "fill":
                         np.copyto(place[1], value)
+                    elif place[0] == "arg":
+                        place[1][place[2]] = place[3](value)
                     else:
                         place[1][place[2]] = capture.HostScalar(value)
         for op in self.ops:

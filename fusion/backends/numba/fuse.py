@@ -370,16 +370,15 @@ def launcher(kernel: Kernel, inputs, views, constants: list, shape: tuple[int, .
              parallel: bool, threads: int, out: np.ndarray):
     """A function of no arguments that runs ``kernel`` as :func:`run` would, writing into
     ``out`` (an array of the output's shape and dtype) with every argument of the compiled
-    loop prepared once: what :func:`fusion.jit` replays. Constants of ``constants`` that are
-    host values (a learning rate) are read from the list on each call. None where the launch
-    cannot be prepared so (nothing to loop over, an input or ``out`` not C-contiguous, an
+    loop prepared once: what :func:`fusion.jit` replays. Its attribute ``constants_at`` maps
+    each constant of ``constants`` to ``(list, index, type)``: a new value (a learning rate
+    that changed) is given by ``list[index] = type(value)``. None where the launch cannot be
+    prepared so (nothing to loop over, an input or ``out`` not C-contiguous, an
     input sharing memory with ``out`` other than as the same elements in the same order).
 
     An input that is ``out`` itself is read from ``out`` in the loop (the kernel's variant
     ``"o"``): each element is read before it is written, and the loop still vectorises,
     which it would not reading the same memory through two arrays."""
-    from fusion.core.capture import HostScalar
-
     axes = kernel.reduce_axes
     out_shape = tuple(1 if a in axes else n for a, n in enumerate(shape))
     if (math.prod(shape) == 0 or not supported(kernel) or not isinstance(out, np.ndarray)
@@ -412,21 +411,19 @@ def launcher(kernel: Kernel, inputs, views, constants: list, shape: tuple[int, .
             args += [np.asarray(view.mask, np.int64).reshape(ndim, 2),
                      flat.dtype.type(view.fill)]
     dtypes = {ins.arg: ins.dtype.np.type for ins in kernel.instructions if ins.op is Leaf.CONST}
-    varying = []
+    slots = {}
     for k in sorted(dtypes):
-        if type(constants[k]) is HostScalar:
-            varying.append((len(args), k, dtypes[k]))
+        slots[k] = (args, len(args), dtypes[k])
         args.append(dtypes[k](constants[k]))
     fn = compile_kernel(kernel, parallel, tuple(inner))
-    if not partials and not varying:
-        return lambda: fn(*args)
-
-    def launch() -> None:
-        for position, key, kind in varying:
-            args[position] = kind(constants[key])
-        fn(*args)
-        if partials:
+    if not partials:
+        def launch() -> None:
+            fn(*args)
+    else:
+        def launch() -> None:
+            fn(*args)
             merged = acc.sum() if kernel.output.op is ReduceOp.SUM else np.maximum.reduce(acc)
             out.fill(merged != 0 if out.dtype == np.bool_ else out.dtype.type(merged))
 
+    launch.constants_at = slots
     return launch
