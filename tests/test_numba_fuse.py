@@ -50,11 +50,24 @@ CASES = [
     ("int_sum", lambda: [_t((11, 13), "int32", -50, 50)], lambda x: (x * x - 3).sum(-1)),
     ("int_max_all", lambda: [_t((11, 13), "int64", -50, 50)], lambda x: (x * 7).max()),
     ("bool_count", lambda: [_t((11, 13))], lambda x: (x < 0).cast("int32").sum(-1)),
+    # row kernels: reductions over the last axis inside the kernel that reads them back
+    ("softmax_rows", lambda: [_t((33, 65))], lambda x: x.softmax(-1)),
+    ("softmax_3d", lambda: [_t((4, 5, 37))], lambda x: (x * 2).softmax(-1)),
+    ("softmax_transposed", lambda: [_t((29, 31))], lambda x: x.T.softmax(-1)),
+    ("softmax_padded", lambda: [_t((12, 9))],
+     lambda x: x.pad(((1, 2), (3, 0)), value=-1.5).softmax(-1)),
+    ("softmax_broadcast_row", lambda: [_t((40, 17)), _t((17,))], lambda x, b: (x + b).softmax(-1)),
+    ("shifted_sum", lambda: [_t((33, 65), high=30)],
+     lambda x: (x - x.max(-1, keepdim=True)).exp().sum(-1)),
+    ("centred_square_sum", lambda: [_t((21, 50), low=100, high=101)],
+     lambda x: ((x - x.sum(-1, keepdim=True)) ** 2).sum(-1)),
+    ("int_rows", lambda: [_t((11, 13), "int32", -50, 50)],
+     lambda x: x - x.max(-1, keepdim=True) + x.sum(-1, keepdim=True)),
 ]
 
 
 def _launches(fn, tensors):
-    items = schedule([fn(*tensors).data], recompute=True)
+    items = schedule([fn(*tensors).data], recompute=True, rows=True)
     launches = [item for item in items if item.fusable
                 and all(b._data is not None for b in item.inputs)]
     assert launches, "the expression schedules no kernel over realised inputs"
@@ -151,3 +164,79 @@ def test_kernels_are_cached_on_disk_across_processes(tmp_path):
     want = float(sum(np.exp(np.float32(v) * 3 + 1) * v for v in range(4)))
     assert float(second[2]) == pytest.approx(want, rel=1e-5)
     assert list((tmp_path / "fused").glob("fusion_fused_*.py"))
+
+
+ROW_CASES = [c for c in CASES if c[0] in ("softmax_rows", "softmax_3d", "softmax_transposed",
+                                           "softmax_padded", "softmax_broadcast_row",
+                                           "shifted_sum", "centred_square_sum", "int_rows")]
+
+
+@pytest.mark.parametrize("name, make, fn", ROW_CASES, ids=[c[0] for c in ROW_CASES])
+def test_row_reductions_run_inside_their_readers_kernel(name, make, fn):
+    (item,) = _launches(fn, make())
+    assert fuse._row_kernel(item.kernel), str(item.kernel)
+    assert fuse.supported(item.kernel)
+
+
+def _realised(fn, *arrays):
+    """``fn`` on numba tensors of ``arrays``, realised at once: the result and its kernels."""
+    from fusion.core import lazy
+
+    tensors = [fusion.Tensor(a, backend="numba") for a in arrays]
+    lazy.stats.reset()
+    out = fn(*tensors)
+    if not isinstance(out, tuple):
+        out = (out,)
+    fusion.realize(*out)
+    return [o.numpy() for o in out], lazy.stats.kernels
+
+
+def _softmax_np(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_row_softmax_is_one_kernel_end_to_end():
+    x = np.random.default_rng(1).normal(0, 3, (300, 129)).astype(np.float32)
+    (got,), kernels = _realised(lambda t: t.softmax(-1), x)
+    assert kernels == 1
+    np.testing.assert_allclose(got, _softmax_np(x), rtol=2e-6, atol=1e-7)
+
+
+def test_row_reduction_read_by_two_kernels_is_stored_once():
+    # the row maximum's broadcast is read by the softmax and by a column sum: the column sum
+    # reduces another axis, so the maximum is its own kernel, stored and read by both
+    x = np.random.default_rng(2).normal(0, 1, (300, 120)).astype(np.float32)
+
+    def fn(t):
+        m = t.max(-1, keepdim=True)
+        return (t - m).exp(), (t - m).sum(0)
+
+    (soft, cols), _ = _realised(fn, x)
+    m = x.max(-1, keepdims=True)
+    np.testing.assert_allclose(soft, np.exp(x - m), rtol=2e-6)
+    np.testing.assert_allclose(cols, (x - m).sum(0), rtol=1e-5, atol=1e-4)
+    t = fusion.Tensor(x, backend="numba")
+    both = schedule([out.data for out in fn(t)], recompute=False, rows=True)
+    assert [i.kernel.output.op.value for i in both if i.kernel is not None][0] == "reduce_max"
+    alone = schedule([fn(t)[0].data], recompute=False, rows=True)
+    assert len(alone) == 1 and fuse._row_kernel(alone[0].kernel)  # one row kernel
+
+
+def test_debug_level_two_prints_each_kernels_source_once(tmp_path):
+    script = textwrap.dedent("""
+        import numpy as np, fusion
+        x = fusion.Tensor(np.ones((300, 200), np.float32), backend="numba")
+        for _ in range(2):
+            print(float(x.softmax(-1).numpy()[0, 0]))
+    """)
+    env = dict(os.environ, FUSION_NUMBA_CACHE_DIR=str(tmp_path), FUSION_DEBUG="2")
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, text=True,
+                          capture_output=True, timeout=300, check=True)
+    assert [float(v) for v in done.stdout.split()] == [pytest.approx(1 / 200)] * 2
+    err = done.stderr
+    assert err.count("fusion: source of e_max_") == 1  # the first launch only
+    assert "def fused(out, shape, in0, st0, off0):" in err
+    assert "vexp(t2)" in err and "reduce_sum" in err  # the source and the kernel it computes
+    assert err.count("fusion: e_max_") == 2  # each launch, as at level 1

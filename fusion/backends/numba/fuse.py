@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from fusion.core.kernel import Kernel, Leaf
+from fusion.core.lazy import debug_level
 from fusion.core.ops import BinaryOp, ReduceOp, TernaryOp, UnaryOp
 
 from . import config
@@ -82,15 +83,18 @@ from fusion.backends.numba.vecmath import vexp, vlog, vmaximum
 
 
 def supported(kernel: Kernel) -> bool:
-    """Whether the backend compiles ``kernel``: no integer pow, and at most one reduction,
-    over trailing axes (or every axis)."""
-    axes = kernel.reduce_axes
+    """Whether the backend compiles ``kernel``: no integer pow, and reductions over trailing
+    axes: one, as the last instruction (over some or every axis), or several over the same
+    axes that keep at least one (a row kernel)."""
+    axes = kernel.row_axes
     if axes and tuple(axes) != tuple(range(kernel.ndim - len(axes), kernel.ndim)):
         return False
-    for ins in kernel.instructions[:-1]:
-        if isinstance(ins.op, ReduceOp):
-            return False
-    if kernel.output.op is ReduceOp.MAX and kernel.output.dtype.name == "bool":
+    reductions = [ins for ins in kernel.instructions if isinstance(ins.op, ReduceOp)]
+    if any(ins.arg != axes for ins in reductions):
+        return False
+    if _row_kernel(kernel) and len(axes) >= kernel.ndim:
+        return False
+    if any(ins.op is ReduceOp.MAX and ins.dtype.name == "bool" for ins in reductions):
         return False
     for ins in kernel.instructions:
         if ins.op is BinaryOp.POW and not ins.dtype.is_float:
@@ -99,6 +103,11 @@ def supported(kernel: Kernel) -> bool:
                 not isinstance(ins.op, ReduceOp) and ins.op not in _EXPRESSIONS:
             return False
     return True
+
+
+def _row_kernel(kernel: Kernel) -> bool:
+    """Whether a reduction comes before the last instruction (see :mod:`fusion.core.kernel`)."""
+    return any(isinstance(ins.op, ReduceOp) for ins in kernel.instructions[:-1])
 
 
 def _flat(kernel: Kernel) -> bool:
@@ -110,7 +119,7 @@ def loop_shape(kernel: Kernel, shape: tuple[int, ...]) -> tuple[int, ...]:
     """The sizes the generated loops run over for a launch of ``shape``."""
     if not _flat(kernel):
         return shape
-    reduced = len(kernel.reduce_axes)
+    reduced = len(kernel.row_axes)
     if not reduced:
         return (math.prod(shape),)
     kept = math.prod(shape[: len(shape) - reduced])
@@ -118,9 +127,10 @@ def loop_shape(kernel: Kernel, shape: tuple[int, ...]) -> tuple[int, ...]:
     return (inner,) if reduced == len(shape) else (kept, inner)
 
 
-def _accumulator(kernel: Kernel) -> tuple[str, str]:
-    """The accumulator's numpy type name and initial value for a reducing kernel."""
-    out = kernel.output
+def _accumulator(kernel: Kernel, out=None) -> tuple[str, str]:
+    """The accumulator's numpy type name and initial value for the reduction ``out`` (by
+    default the kernel's output)."""
+    out = out or kernel.output
     src = kernel.instructions[out.srcs[0]].dtype
     if out.op is ReduceOp.SUM:
         acc = "float64" if src.is_float else "int64"
@@ -152,6 +162,8 @@ def source(kernel: Kernel, parallel: bool, inner: tuple[str, ...] | None = None)
     through their strides). Specialised reads leave the innermost loop free of stride
     multiplications and of loads that do not change, so LLVM vectorises it."""
     inner = inner or tuple("c" if k == "contiguous" else "s" for k in kernel.views)
+    if _row_kernel(kernel):
+        return _row_source(kernel, parallel, inner)
     reducing = bool(kernel.reduce_axes)
     flat = _flat(kernel)
     ndim = len(loop_shape(kernel, (1,) * kernel.ndim))
@@ -241,6 +253,135 @@ def source(kernel: Kernel, parallel: bool, inner: tuple[str, ...] | None = None)
     return "\n".join(lines) + "\n"
 
 
+def _row_source(kernel: Kernel, parallel: bool, inner: tuple[str, ...]) -> str:
+    """The loop nest of a row kernel: the kept axes outside (the first a ``prange`` in the
+    parallel variant); inside, one pass over the row per reduction, each computing only what
+    that reduction needs and ending with its value as a scalar of the row, then a last pass
+    computing and storing the output (or, when the output is itself a reduction, one store).
+    A row is small, so the passes after the first read it from cache."""
+    ins_all = kernel.instructions
+    ndim = len(loop_shape(kernel, (1,) * kernel.ndim))
+    kept = ndim - (1 if _flat(kernel) else len(kernel.row_axes))
+    args = ["out", "shape"]
+    for i, kind in enumerate(kernel.views):
+        args += [f"in{i}", f"st{i}", f"off{i}"]
+        if kind == "masked":
+            args += [f"mk{i}", f"fill{i}"]
+    consts = sorted({ins.arg for ins in ins_all if ins.op is Leaf.CONST})
+    args += [f"c{k}" for k in consts]
+    lines = [f"def fused({', '.join(args)}):"]
+    strided = [i for i, kind in enumerate(kernel.views) if kind != "contiguous"]
+    for axis in range(ndim):
+        lines.append(f"    n{axis} = shape[{axis}]")
+        for i in strided:
+            lines.append(f"    s{i}_{axis} = st{i}[{axis}]")
+
+    def advance(indent: str, axis: int, partial: dict[int, str], reads: set[int]) -> None:
+        """The flat index and the strided inputs' indices at loop level ``axis``."""
+        lines.append(f"{indent}o{axis} = {'' if axis == 0 else f'o{axis - 1} * n{axis} + '}"
+                     f"i{axis}")
+        for i in strided:
+            if i not in reads or (axis == ndim - 1 and inner[i] == "0"):
+                continue
+            step = f"i{axis}" if axis == ndim - 1 and inner[i] == "1" else \
+                f"i{axis} * s{i}_{axis}"
+            lines.append(f"{indent}p{i}_{axis} = {partial[i]} + {step}")
+            partial[i] = f"p{i}_{axis}"
+
+    indent = "    "
+    partial = {i: f"off{i}" for i in strided}
+    for axis in range(kept):
+        loop = "prange" if parallel and axis == 0 else "range"
+        lines.append(f"{indent}for i{axis} in {loop}(n{axis}):")
+        indent += "    "
+        advance(indent, axis, partial, set(strided))
+    row = indent
+    last = len(ins_all) - 1
+    stages = [k for k, ins in enumerate(ins_all) if isinstance(ins.op, ReduceOp)]
+    if stages[-1] != last:
+        stages.append(last)
+    stash = _stash(kernel, stages)
+    done: set[int] = set()  # reductions already computed: scalars of the row
+    for stage in stages:
+        ins = ins_all[stage]
+        reducing = isinstance(ins.op, ReduceOp)
+        body = _needed(kernel, ins.srcs[0] if reducing else stage,
+                       done if reducing or stash is None else done | {stash})
+        reads = {ins_all[k].arg for k in body if ins_all[k].op is Leaf.INPUT}
+        if reducing:
+            lines.append(f"{row}acc{stage} = {_accumulator(kernel, ins)[1]}")
+        indent = row
+        mine = dict(partial)
+        for axis in range(kept, ndim):
+            if axis == ndim - 1:  # broadcast inputs: one load for the whole innermost loop
+                for i in sorted(reads):
+                    if i in strided and inner[i] == "0":
+                        lines.append(f"{indent}x{i} = in{i}[np.uintp({mine[i]})]")
+            lines.append(f"{indent}for i{axis} in range(n{axis}):")
+            indent += "    "
+            advance(indent, axis, mine, reads)
+        for i in sorted(reads):
+            if inner[i] == "0":
+                continue
+            index = f"off{i} + o{ndim - 1}" if kernel.views[i] == "contiguous" else mine[i]
+            index = f"np.uintp({index})"
+            if kernel.views[i] == "masked":
+                inside = " and ".join(f"mk{i}[{a}, 0] <= i{a} < mk{i}[{a}, 1]"
+                                      for a in range(ndim))
+                lines.append(f"{indent}x{i} = in{i}[{index}] if {inside} else fill{i}")
+            else:
+                lines.append(f"{indent}x{i} = in{i}[{index}]")
+        if not reducing and stash is not None:  # computed by the last reduction's pass
+            lines.append(f"{indent}t{stash} = out[np.uintp(o{ndim - 1})]")
+        for k in body:
+            lines.append(f"{indent}t{k} = {_value(ins_all[k])}")
+        if reducing and stage == stages[-2] and stash is not None:
+            lines.append(f"{indent}out[np.uintp(o{ndim - 1})] = t{stash}")
+        if not reducing:
+            lines.append(f"{indent}out[np.uintp(o{ndim - 1})] = t{stage}")
+            continue
+        if ins.op is ReduceOp.SUM:
+            lines.append(f"{indent}acc{stage} += t{ins.srcs[0]}")
+        else:
+            lines.append(f"{indent}acc{stage} = vmaximum(acc{stage}, t{ins.srcs[0]})")
+        lines.append(f"{row}t{stage} = {_store(ins.dtype.name, f'acc{stage}')}")
+        done.add(stage)
+    if isinstance(kernel.output.op, ReduceOp):
+        lines.append(f"{row}out[np.uintp(o{kept - 1})] = t{last}")
+    return "\n".join(lines) + "\n"
+
+
+def _stash(kernel: Kernel, stages: list[int]) -> int | None:
+    """The value a row kernel with an elementwise output computes in its last reduction's
+    pass and needs again in the output's pass (the exponentials of a softmax), when it is
+    worth writing into the output row and reading back (not a plain load, and of the
+    output's dtype); else None."""
+    if isinstance(kernel.output.op, ReduceOp):
+        return None
+    ins_all = kernel.instructions
+    done = set(stages[:-2])
+    last = ins_all[stages[-2]]
+    shared = set(_needed(kernel, last.srcs[0], done)) & \
+        set(_needed(kernel, stages[-1], done | {stages[-2]}))
+    shared = [k for k in shared if not isinstance(ins_all[k].op, Leaf)
+              and ins_all[k].dtype == kernel.output.dtype]
+    return max(shared, key=lambda k: len(_needed(kernel, k, done)), default=None)
+
+
+def _needed(kernel: Kernel, position: int, done: set[int]) -> list[int]:
+    """The instructions computing ``position`` (itself included), in order, that are not
+    reductions already computed (``done``)."""
+    found: set[int] = set()
+    stack = [position]
+    while stack:
+        k = stack.pop()
+        if k in found or k in done:
+            continue
+        found.add(k)
+        stack.extend(kernel.instructions[k].srcs)
+    return sorted(found)
+
+
 def _store(dtype: str, value: str) -> str:
     return f"({value} != 0)" if dtype == "bool" else f"{_CONVERT[dtype]}({value})"
 
@@ -260,7 +401,7 @@ def _value(ins) -> str:
 
 def _options(kernel: Kernel, parallel: bool) -> str:
     options = ["cache=True", 'error_model="numpy"', "nogil=True"]
-    if kernel.output.op is ReduceOp.SUM and kernel.output.dtype.is_float:
+    if any(ins.op is ReduceOp.SUM and ins.dtype.is_float for ins in kernel.instructions):
         options.append('fastmath={"reassoc"}')
     if parallel:
         options.append("parallel=True")
@@ -321,16 +462,21 @@ def compile_kernel(kernel: Kernel, parallel: bool, inner: tuple[str, ...]):
     """The compiled loop nest of ``kernel`` (loaded or compiled on first use, then kept)."""
     found = _compiled.get((kernel, parallel, inner))
     if found is None:
-        found = _load(module_source(kernel, parallel, inner))
+        text = module_source(kernel, parallel, inner)
+        if debug_level() >= 2:
+            variant = "parallel" if parallel else "serial"
+            print(f"fusion: source of {kernel.name} ({variant}):\n{text}", file=sys.stderr)
+        found = _load(text)
         _compiled[(kernel, parallel, inner)] = found
     return found
 
 
 def run(kernel: Kernel, inputs, views, constants, shape: tuple[int, ...],
-        parallel: bool, threads: int = 1) -> np.ndarray:
+        parallel: bool, threads: int = 1, empty=np.empty) -> np.ndarray:
     """Run ``kernel`` over numpy ``inputs`` read through ``views``: the kernel's output
     (``shape``, reduced axes kept with size 1). ``threads``: the spans of a kernel reducing
-    every axis, in the parallel variant."""
+    every axis, in the parallel variant. ``empty(n, dtype)`` allocates the 1-D output (the
+    backend passes its pool of large blocks: a fresh 40 MB array costs page faults)."""
     axes = kernel.reduce_axes
     out_shape = tuple(1 if a in axes else n for a, n in enumerate(shape))
     if math.prod(shape) == 0:  # nothing to loop over: the reference gives the empty answers
@@ -347,7 +493,7 @@ def run(kernel: Kernel, inputs, views, constants, shape: tuple[int, ...],
         out = np.empty(parts, getattr(np, acc_type))
         args += [out, np.asarray(loops, np.int64), parts]
     else:
-        out = np.empty(math.prod(out_shape), kernel.output.dtype.np)
+        out = empty(math.prod(out_shape), kernel.output.dtype.np)
         args += [out, np.asarray(loops, np.int64)]
     for data, view in zip(inputs, views, strict=True):
         flat = np.ascontiguousarray(data).reshape(-1)
