@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -240,3 +241,44 @@ def test_debug_level_two_prints_each_kernels_source_once(tmp_path):
     assert "def fused(out, shape, in0, st0, off0):" in err
     assert "vexp(t2)" in err and "reduce_sum" in err  # the source and the kernel it computes
     assert err.count("fusion: e_max_") == 2  # each launch, as at level 1
+
+
+def test_transcendental_kernels_vectorise_without_library_calls(tmp_path):
+    # exp, and tanh, sigmoid and gelu as the frontend composes them (exp, WHERE, division),
+    # and a row softmax: each loop must compile to SIMD arithmetic on floats, calling nothing
+    # but LLVM's arithmetic intrinsics (a libm call per element would block vectorisation)
+    script = textwrap.dedent("""
+        import re
+        import numpy as np, fusion
+        from fusion.backends.numba import fuse
+        from fusion.core.schedule import schedule
+        x = fusion.Tensor(np.ones((64, 512), np.float32), backend="numba")
+        for fn in (lambda x: x.exp(), lambda x: x.tanh(), lambda x: x.sigmoid(),
+                   lambda x: x.gelu(), lambda x: x.softmax(-1)):
+            (item,) = schedule([fn(x).data], recompute=False, rows=True)
+            inner = fuse.inner_kinds(item.kernel, item.views)
+            fuse.run(item.kernel, [b._data for b in item.inputs], item.views,
+                     item.constants, item.shape, False)
+            kernel = fuse.compile_kernel(item.kernel, False, inner)
+            llvm = kernel.overloads[kernel.signatures[0]].library.get_llvm_str()
+            names = {re.search(r"@([\\w.$]+)\\(", f).group(1): f
+                     for f in llvm.split("\\ndefine ")[1:]}
+            (body,) = [f for name, f in names.items() if name.startswith("_ZN")
+                       and "fused" in name and "cpython" not in name]
+            calls = set(re.findall(r"call [^@]*@([\\w.$]+)", body))
+            vectors = len(re.findall(r"<\\d+ x float>", body))
+            print(item.kernel.name, vectors, ",".join(sorted(calls)))
+    """)
+    env = dict(os.environ, FUSION_NUMBA_CACHE_DIR=str(tmp_path))  # compiled here: inspectable
+    done = subprocess.run([sys.executable, "-c", script], env=env, text=True,
+                          capture_output=True, timeout=300, check=True)
+    lines = done.stdout.split("\n")[:-1]
+    assert len(lines) == 5
+    for line in lines:
+        name, vectors, calls = (line.split(" ") + [""])[:3]
+        assert int(vectors) > 0, line
+        for call in filter(None, calls.split(",")):
+            assert call.startswith("llvm."), line
+            # LLVM lowers its math intrinsics (llvm.exp, llvm.sin, ...) to libm calls per lane
+            assert not re.match(r"llvm\.(exp|exp2|log|log2|log10|pow|sin|cos|tan|tanh)\.",
+                                call), line
