@@ -84,10 +84,12 @@ from fusion.backends.numba.vecmath import vexp, vlog, vmaximum
 
 def supported(kernel: Kernel) -> bool:
     """Whether the backend compiles ``kernel``: no integer pow, and reductions over trailing
-    axes: one, as the last instruction (over some or every axis), or several over the same
-    axes that keep at least one (a row kernel)."""
+    axes (one, as the last instruction, over some or every axis; or several over the same
+    axes that keep at least one: a row kernel), or one over leading axes that keeps the
+    others (a column kernel)."""
     axes = kernel.row_axes
-    if axes and tuple(axes) != tuple(range(kernel.ndim - len(axes), kernel.ndim)):
+    if axes and tuple(axes) != tuple(range(kernel.ndim - len(axes), kernel.ndim)) and \
+            not _column_kernel(kernel):
         return False
     reductions = [ins for ins in kernel.instructions if isinstance(ins.op, ReduceOp)]
     if any(ins.arg != axes for ins in reductions):
@@ -110,6 +112,14 @@ def _row_kernel(kernel: Kernel) -> bool:
     return any(isinstance(ins.op, ReduceOp) for ins in kernel.instructions[:-1])
 
 
+def _column_kernel(kernel: Kernel) -> bool:
+    """Whether the kernel's one reduction is its last instruction, over leading axes only,
+    keeping the trailing ones (a column sum)."""
+    axes = kernel.reduce_axes
+    return bool(axes) and len(axes) < kernel.ndim and tuple(axes) == tuple(range(len(axes))) \
+        and not _row_kernel(kernel)
+
+
 def _flat(kernel: Kernel) -> bool:
     """Every input read in order: the loops collapse (see :func:`loop_shape`)."""
     return all(kind == "contiguous" for kind in kernel.views)
@@ -122,6 +132,8 @@ def loop_shape(kernel: Kernel, shape: tuple[int, ...]) -> tuple[int, ...]:
     reduced = len(kernel.row_axes)
     if not reduced:
         return (math.prod(shape),)
+    if _column_kernel(kernel):  # (reduced, kept)
+        return (math.prod(shape[:reduced]), math.prod(shape[reduced:]))
     kept = math.prod(shape[: len(shape) - reduced])
     inner = math.prod(shape[len(shape) - reduced:])
     return (inner,) if reduced == len(shape) else (kept, inner)
@@ -164,6 +176,8 @@ def source(kernel: Kernel, parallel: bool, inner: tuple[str, ...] | None = None)
     inner = inner or tuple("c" if k == "contiguous" else "s" for k in kernel.views)
     if _row_kernel(kernel):
         return _row_source(kernel, parallel, inner)
+    if _column_kernel(kernel):
+        return _column_source(kernel, parallel, inner)
     reducing = bool(kernel.reduce_axes)
     flat = _flat(kernel)
     ndim = len(loop_shape(kernel, (1,) * kernel.ndim))
@@ -351,6 +365,80 @@ def _row_source(kernel: Kernel, parallel: bool, inner: tuple[str, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _column_source(kernel: Kernel, parallel: bool, inner: tuple[str, ...]) -> str:
+    """The loop nest of a column kernel: the reduced (leading) axes outside, the first split
+    into one span per part (a ``prange`` in the parallel variant), the kept axes inside. Each
+    part accumulates into its own row of ``out`` (``parts`` rows of the kept size, in the
+    accumulator's dtype), which the caller merges: no two threads write one element, and the
+    innermost loop runs along a row of partials that stays in cache."""
+    ins_all = kernel.instructions
+    ndim = len(loop_shape(kernel, (1,) * kernel.ndim))
+    nred = 1 if _flat(kernel) else len(kernel.reduce_axes)
+    args = ["out", "shape", "parts"]
+    for i, kind in enumerate(kernel.views):
+        args += [f"in{i}", f"st{i}", f"off{i}"]
+        if kind == "masked":
+            args += [f"mk{i}", f"fill{i}"]
+    consts = sorted({ins.arg for ins in ins_all if ins.op is Leaf.CONST})
+    args += [f"c{k}" for k in consts]
+    lines = [f"def fused({', '.join(args)}):"]
+    strided = [i for i, kind in enumerate(kernel.views) if kind != "contiguous"]
+    for axis in range(ndim):
+        lines.append(f"    n{axis} = shape[{axis}]")
+        for i in strided:
+            lines.append(f"    s{i}_{axis} = st{i}[{axis}]")
+    lines.append(f"    nk = {' * '.join(f'n{a}' for a in range(nred, ndim))}")
+    lines.append("    span = (n0 + parts - 1) // parts")
+    lines.append(f"    for part in {'prange' if parallel else 'range'}(parts):")
+    lines.append("        row = part * nk")
+    lines.append("        for k in range(nk):")
+    lines.append(f"            out[np.uintp(row + k)] = {_accumulator(kernel)[1]}")
+    indent = "        "
+    partial = {i: f"off{i}" for i in strided}
+    for axis in range(ndim):
+        if axis == 0:
+            lines.append(f"{indent}for i0 in range(part * span, min(n0, (part + 1) * span)):")
+        else:
+            if axis == ndim - 1:  # broadcast inputs: one load for the whole innermost loop
+                for i in strided:
+                    if inner[i] == "0":
+                        lines.append(f"{indent}x{i} = in{i}[np.uintp({partial[i]})]")
+            lines.append(f"{indent}for i{axis} in range(n{axis}):")
+        indent += "    "
+        lines.append(f"{indent}o{axis} = {'' if axis == 0 else f'o{axis - 1} * n{axis} + '}"
+                     f"i{axis}")
+        if axis >= nred:  # the index among the kept elements
+            lines.append(f"{indent}k{axis} = "
+                         f"{'' if axis == nred else f'k{axis - 1} * n{axis} + '}i{axis}")
+        for i in strided:
+            if axis == ndim - 1 and inner[i] == "0":
+                continue
+            step = f"i{axis}" if axis == ndim - 1 and inner[i] == "1" else \
+                f"i{axis} * s{i}_{axis}"
+            lines.append(f"{indent}p{i}_{axis} = {partial[i]} + {step}")
+            partial[i] = f"p{i}_{axis}"
+    for i, kind in enumerate(kernel.views):
+        if inner[i] == "0":
+            continue
+        index = f"off{i} + o{ndim - 1}" if kind == "contiguous" else partial[i]
+        index = f"np.uintp({index})"
+        if kind == "masked":
+            inside = " and ".join(f"mk{i}[{a}, 0] <= i{a} < mk{i}[{a}, 1]"
+                                  for a in range(ndim))
+            lines.append(f"{indent}x{i} = in{i}[{index}] if {inside} else fill{i}")
+        else:
+            lines.append(f"{indent}x{i} = in{i}[{index}]")
+    for k, ins in enumerate(ins_all[:-1]):
+        lines.append(f"{indent}t{k} = {_value(ins)}")
+    at = f"np.uintp(row + k{ndim - 1})"
+    src = f"t{kernel.output.srcs[0]}"
+    if kernel.output.op is ReduceOp.SUM:
+        lines.append(f"{indent}out[{at}] += {src}")
+    else:
+        lines.append(f"{indent}out[{at}] = vmaximum(out[{at}], {src})")
+    return "\n".join(lines) + "\n"
+
+
 def _stash(kernel: Kernel, stages: list[int]) -> int | None:
     """The value a row kernel with an elementwise output computes in its last reduction's
     pass and needs again in the output's pass (the exponentials of a softmax), when it is
@@ -486,8 +574,15 @@ def run(kernel: Kernel, inputs, views, constants, shape: tuple[int, ...],
     loops = loop_shape(kernel, shape)
     ndim = len(shape)
     partials = bool(axes) and len(axes) == ndim
+    column = _column_kernel(kernel)
     args: list = []
-    if partials:
+    if column:  # a row of partial results per part, merged below
+        parts = max(1, min(threads if parallel else 1, loops[0]))
+        acc_type = _accumulator(kernel)[0]
+        kept = math.prod(out_shape)
+        out = np.empty(parts * kept, getattr(np, acc_type))
+        args += [out, np.asarray(loops, np.int64), parts]
+    elif partials:
         parts = max(1, min(threads if parallel else 1, loops[0]))
         acc_type = _accumulator(kernel)[0]
         out = np.empty(parts, getattr(np, acc_type))
@@ -504,6 +599,13 @@ def run(kernel: Kernel, inputs, views, constants, shape: tuple[int, ...],
     dtypes = {ins.arg: ins.dtype.np for ins in kernel.instructions if ins.op is Leaf.CONST}
     args += [dtypes[k].type(constants[k]) for k in sorted(dtypes)]
     compile_kernel(kernel, parallel, inner_kinds(kernel, views))(*args)
+    if column:
+        rows = out.reshape(parts, kept)
+        merged = rows.sum(0) if kernel.output.op is ReduceOp.SUM else \
+            np.maximum.reduce(rows, axis=0)
+        dtype = kernel.output.dtype
+        value = (merged != 0) if dtype.name == "bool" else merged.astype(dtype.np)
+        return value.reshape(out_shape)
     if partials:
         merged = out.sum() if kernel.output.op is ReduceOp.SUM else np.maximum.reduce(out)
         dtype = kernel.output.dtype
