@@ -76,9 +76,9 @@ def softmax_np(x):
 
 
 WORKLOADS = {
-    "((x*2+1).exp()*x).sum() 1e7": (chain, chain_np, (10_000_000,)),
-    "gelu (tanh form) 1e7": (gelu, gelu_np, (10_000_000,)),
-    "row softmax 10000x1000": (softmax, softmax_np, (10_000, 1000)),
+    "((x*2+1).exp()*x).sum()": (chain, chain_np, (10_000_000,)),
+    "gelu (tanh form)": (gelu, gelu_np, (10_000_000,)),
+    "row softmax": (softmax, softmax_np, (10_000, 1000)),
 }
 
 
@@ -181,7 +181,7 @@ def main() -> None:
     loops = hand_fused()
     for name, (fn, ref, shape) in WORKLOADS.items():
         shape = (max(1, int(shape[0] * args.scale)), *shape[1:])
-        print(f"\n{name}, shape {shape}")
+        print(f"\n{name}, shape {shape} ({math.prod(shape):.0e} float32 values)")
         hand = loops[fn.__name__] if loops else None
         run_workload(fn, ref, rng.standard_normal(shape).astype(np.float32), lazy_backends,
                      args.repeats, hand)

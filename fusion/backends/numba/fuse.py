@@ -1,34 +1,48 @@
-"""Fused kernels: one numba loop nest per kernel of the schedule, a reduction included.
+"""Fused kernels: one numba loop nest per kernel of the schedule, reductions included.
 
 A :class:`fusion.core.kernel.Kernel` becomes Python source: one loop per axis, each input read
 through its view (an offset plus the loop indices times its strides, or the flat loop index for
 a contiguous view; a masked view reads its fill value outside the mask), one line per
 instruction, one store. Every result is converted to its dtype explicitly (numba computes
-int32 arithmetic in int64), and the ops use the same scalar helpers as the backend's one-op
-kernels (:mod:`.vecmath`, ``vdiv``), so a fused kernel gives what the primitives one by one
-give.
+int32 arithmetic in int64), so float32 stays float32 in registers; only sum accumulators are
+wider (below). The ops use the same scalar helpers as the backend's one-op kernels
+(:mod:`.vecmath`, ``vdiv``), so a fused kernel gives what the primitives one by one give, and
+exp, log, tanh, sigmoid and gelu (the last three built by the frontend from exp, WHERE and a
+division; WHERE is a select) compile to SIMD loops without a math library call.
 
-Reductions. A kernel ending in a sum or max over its trailing axes loops over the kept axes
-outside and the reduced axes inside, accumulating in a register (float64 for float sums,
-int64 for int and bool sums, the input dtype for maxima) and storing once per output element.
-In the parallel variant the outermost kept axis is a ``prange``: each iteration writes its own
-outputs. A kernel reducing every axis splits the outermost axis into one span per thread, each
-span writing its own partial result; the partials are merged afterwards. No two threads ever
-write one element. Float sums may be reassociated (``fastmath={"reassoc"}``, as the backend's
-own sum kernels), so they vectorise; nothing else is relaxed. Kernels whose inputs are all read
-in order collapse to one flat loop (elementwise) or a (kept, reduced) pair of loops.
+Reductions, three shapes of loop nest:
+
+* *Trailing axes.* The kept axes outside, the reduced inside, accumulating in a register
+  (float64 for float sums, int64 for int and bool sums, the input dtype for maxima), one store
+  per output. Parallel: a ``prange`` over the outermost kept axis. A kernel reducing every
+  axis splits the outermost axis into one span per thread, each writing its own partial
+  result, merged afterwards.
+* *Row kernels* (a backend with ``row_reductions``: reductions over the last axis before the
+  kernel's last instruction, see :mod:`fusion.core.kernel`). Per row (a ``prange`` over the
+  rows): one pass per reduction, each computing only what it needs, then the output's pass.
+  The last reduction's pass also writes the value the output pass needs again (a softmax's
+  exponentials) into the output row, which the output pass reads back from cache instead of
+  computing it twice.
+* *Column kernels* (leading axes reduced, trailing kept: a bias gradient's ``sum(0)``). The
+  reduced axes outside, the first split into one span per thread; each span accumulates into
+  its own row of partials (the accumulator dtype), merged afterwards in numpy.
+
+No two threads ever write one element. Float sums may be reassociated
+(``fastmath={"reassoc"}``, as the backend's own sum kernels), so they vectorise; nothing else
+is relaxed. Kernels whose inputs are all read in order collapse to one flat loop (elementwise)
+or a pair of loops.
 
 Compilation and cache. The source of each (kernel structure, serial or parallel) is written to
 a file in the cache directory named by the hash of that source, imported under a stable module
 name registered in ``sys.modules`` before numba compiles it, and compiled with ``cache=True``:
 numba's disk cache then serves later processes (milliseconds instead of a compilation). Sizes,
 strides, offsets and constants are arguments, so one compilation serves every batch size. The
-serial variant is compiled first; the parallel one only when a launch is large enough.
+serial variant is compiled first; the parallel one only when a launch is large enough. With
+``FUSION_DEBUG=2`` the source is printed (to stderr) when a process first compiles or loads it.
 
-Not fused (see :func:`supported`; their primitives run one by one): reductions over axes that
-are not trailing (a column sum reads memory across rows: the backend's own reduction kernels
-do it better), and integer ``pow`` (whose negative exponents the backend rejects before
-running). Importing this module imports numba.
+Not fused (see :func:`supported`; their primitives run one by one): reductions over middle
+axes, a max over bools, and integer ``pow`` (whose negative exponents the backend rejects
+before running). Importing this module imports numba.
 """
 
 from __future__ import annotations
