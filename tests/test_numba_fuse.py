@@ -320,3 +320,34 @@ def test_column_sum_end_to_end_is_one_kernel():
     assert kernels == 1
     want = np.maximum(x.astype(np.float64) + b, 0).sum(0)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("name, make, fn", CASES, ids=[c[0] for c in CASES])
+def test_prepared_launch_equals_the_reference(name, make, fn):
+    # what a replay runs: the arguments prepared once, launched twice into one output
+    global rng
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    for item in _launches(fn, make()):
+        inputs = [b._data for b in item.inputs]
+        want = evaluate(item.kernel, inputs, item.views, item.constants, item.shape)
+        for parallel, threads in ((False, 1), (True, 3)):
+            out = np.empty(want.shape, want.dtype)
+            launch = fuse.launcher(item.kernel, inputs, item.views, item.constants,
+                                   item.shape, parallel, threads, out)
+            assert launch is not None, str(item.kernel)
+            launch()
+            launch()  # partial results start afresh each time
+            if want.dtype.kind == "f":
+                terms = math.prod(item.shape) // max(1, math.prod(want.shape))
+                np.testing.assert_allclose(out, want, rtol=2e-6, atol=1e-6 * terms)
+            else:
+                np.testing.assert_array_equal(out, want)
+
+
+def test_a_row_kernel_is_not_prepared_to_write_over_its_input():
+    x = _t((33, 65))
+    (item,) = _launches(lambda x: x.softmax(-1), [x])
+    data = item.inputs[0]._data
+    # the output row is written (the exponentials) before the last pass reads the input
+    assert fuse.launcher(item.kernel, [data], item.views, item.constants, item.shape,
+                         False, 1, data) is None

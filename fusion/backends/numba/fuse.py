@@ -651,10 +651,12 @@ def launcher(kernel: Kernel, inputs, views, constants: list, shape: tuple[int, .
     loops = np.asarray(loop_shape(kernel, shape), np.int64)
     ndim = len(shape)
     partials = bool(axes) and len(axes) == ndim
+    column = _column_kernel(kernel)
     args: list = []
-    if partials:
+    if partials or column:  # partial results, merged into out after each launch
         parts = max(1, min(threads if parallel else 1, int(loops[0])))
-        acc = np.empty(parts, getattr(np, _accumulator(kernel)[0]))
+        kept = math.prod(out_shape) if column else 1
+        acc = np.empty(parts * kept, getattr(np, _accumulator(kernel)[0]))
         args += [acc, loops, parts]
     else:
         args += [out.reshape(-1), loops]
@@ -664,7 +666,8 @@ def launcher(kernel: Kernel, inputs, views, constants: list, shape: tuple[int, .
             return None
         if np.may_share_memory(data, out):
             # read in place only element by element: x[i] then out[i], in the same loop
-            if (axes or kernel.views[i] != "contiguous" or view.offset != 0
+            # (a row kernel writes its output row before its last pass reads the input)
+            if (axes or _row_kernel(kernel) or kernel.views[i] != "contiguous" or view.offset != 0
                     or data.ctypes.data != out.ctypes.data or data.size != out.size):
                 return None
             inner[i] = "o"
@@ -680,14 +683,19 @@ def launcher(kernel: Kernel, inputs, views, constants: list, shape: tuple[int, .
             varying.append((len(args), k, dtypes[k]))
         args.append(dtypes[k](constants[k]))
     fn = compile_kernel(kernel, parallel, tuple(inner))
-    if not partials and not varying:
+    if not partials and not column and not varying:
         return lambda: fn(*args)
 
     def launch() -> None:
         for position, key, kind in varying:
             args[position] = kind(constants[key])
         fn(*args)
-        if partials:
+        if column:
+            rows = acc.reshape(parts, kept)
+            merged = rows.sum(0) if kernel.output.op is ReduceOp.SUM else \
+                np.maximum.reduce(rows, axis=0)
+            np.copyto(out.reshape(kept), merged, casting="unsafe")
+        elif partials:
             merged = acc.sum() if kernel.output.op is ReduceOp.SUM else np.maximum.reduce(acc)
             out.fill(merged != 0 if out.dtype == np.bool_ else out.dtype.type(merged))
 
