@@ -420,7 +420,8 @@ def _run_schedule(backend: Backend, targets: list[Buffer], fuse: bool, debug: in
     fusable = getattr(backend, "fusable", None) if fuse else None
     # a backend that may run some kernels primitive by primitive stores what those compute:
     # recomputing a shared node in another kernel would then only repeat work
-    items = schedule(targets, recompute=fuse and fusable is None)
+    items = schedule(targets, recompute=fuse and fusable is None,
+                     rows=fuse and getattr(backend, "row_reductions", False))
     stats = _lazy_mode.stats
     for i, item in enumerate(items):
         items[i] = None

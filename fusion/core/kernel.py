@@ -3,6 +3,12 @@
 The scheduler (:mod:`fusion.core.schedule`) cuts the lazy graph into kernels. A kernel
 computes one output from any number of inputs, each read through a :class:`~.view.View`, with
 any number of elementwise ops and at most one reduction, which is then its last instruction.
+For a backend that sets ``row_reductions = True`` a kernel may also hold reductions over the
+last axis before its last instruction (a *row kernel*): each yields one value per row, which the
+later instructions read as if broadcast along that axis. A row softmax is one such kernel::
+
+    t0 = input0; t1 = reduce_max t0 axes=(1,); t2 = sub t0 t1; t3 = exp t2
+    t4 = reduce_sum t3 axes=(1,); t5 = div t3 t4
 
 A :class:`Kernel` is the *structure* of that computation and nothing else: instructions in
 order (each names earlier ones by position), dtypes, the number of loop axes, the kind of view
@@ -93,6 +99,15 @@ class Kernel:
         return last.arg if isinstance(last.op, ReduceOp) else ()
 
     @property
+    def row_axes(self) -> tuple[int, ...]:
+        """The axes of the kernel's reductions, wherever they are (the last axis in a row
+        kernel), or () for a kernel without one."""
+        for ins in self.instructions:
+            if isinstance(ins.op, ReduceOp):
+                return ins.arg
+        return ()
+
+    @property
     def ops(self) -> list[Enum]:
         """The computing ops, in order (no loads, no constants)."""
         return [i.op for i in self.instructions if not isinstance(i.op, Leaf)]
@@ -160,6 +175,8 @@ def evaluate(kernel: Kernel, inputs, views, constants, shape: tuple[int, ...]) -
             value = prims.cast(values[ins.srcs[0]], ins.arg)
         elif isinstance(ins.op, ReduceOp):
             value = getattr(prims, ins.op.value)(values[ins.srcs[0]], ins.arg)
+            if ins is not kernel.output:  # a row kernel's reduction, read along its rows
+                value = np.broadcast_to(value, shape)
         else:
             value = getattr(prims, ins.op.value)(*[values[s] for s in ins.srcs])
         values.append(np.asarray(value))

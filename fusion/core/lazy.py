@@ -7,7 +7,8 @@ one by one on arrays whose movement ops are free views anyway, as the numpy back
 declares ``lazy = False`` and always runs eagerly.
 
 ``FUSION_DEBUG=1`` prints each kernel as it runs (name, shape, time, bandwidth); ``2`` also
-prints its description.
+prints its description, and a backend that generates code (numba) prints the source of each
+kernel the first time a process compiles or loads it.
 """
 
 from __future__ import annotations

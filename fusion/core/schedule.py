@@ -14,6 +14,13 @@ Which nodes are computed into memory (the outputs of kernels), and why:
   it back. On a backend that runs primitives one by one, or that may run some kernels
   primitive by primitive (it defines ``fusable``), every node is computed once.
 
+A backend that sets ``row_reductions`` (see :mod:`fusion.core.kernel`) may also receive a
+reduction over the last axis inside the kernel of its consumer: when the reduction is read only
+through one broadcast back to its source's shape, and everything that reads that broadcast lies
+in one kernel (elementwise, or reducing the same last axis). A row softmax is then one kernel
+(max, sum of exponentials and the normalised output, row by row) instead of three passes over
+memory with two stored intermediates.
+
 Everything else is an elementwise op inlined into the kernel of its consumer. Constants are
 scalar values of the kernel, never arrays; views of stored buffers cost nothing until a
 kernel reads them, and one that is itself asked for runs as the backend's movement primitives
@@ -26,7 +33,7 @@ from dataclasses import dataclass, field
 
 from .buffer import Buffer, _toposort
 from .kernel import Instruction, Kernel, Leaf
-from .ops import ContractOp, LoadOp, MovementOp, ReduceOp, UnaryOp
+from .ops import BinaryOp, ContractOp, LoadOp, MovementOp, ReduceOp, TernaryOp, UnaryOp
 from .view import View
 
 #: A shared node of at most this many elementwise ops is recomputed by each kernel that uses it
@@ -64,12 +71,40 @@ def _is_movement(node: Buffer) -> bool:
     return isinstance(node.op, MovementOp)
 
 
+def _is_elementwise(node: Buffer) -> bool:
+    return isinstance(node.op, (UnaryOp, BinaryOp, TernaryOp))
+
+
 class _Scheduler:
-    def __init__(self, targets: list[Buffer], recompute: bool):
+    def __init__(self, targets: list[Buffer], recompute: bool, rows: bool = False):
         self.recompute = recompute
+        self.targets = list(targets)
         self.order, self.consumers = _graph(targets)
-        self.stored: dict[int, Buffer] = {id(t): t for t in targets}  # kernel outputs
+        self.stored: dict[int, Buffer] = {}  # kernel outputs
         self.views: dict[int, tuple[Buffer, View]] = {}
+        # broadcasts of a row reduction computed inside their consumer's kernel: the id of
+        # the EXPAND node -> the reduction it reads
+        self.inline: dict[int, Buffer] = self.row_candidates() if rows else {}
+
+    def row_candidates(self) -> dict[int, Buffer]:
+        """The reductions over the last axis (of two or more) that are read only through one
+        broadcast back to their source's shape, and only by elementwise ops."""
+        targets = {id(t) for t in self.targets}
+        found = {}
+        for node in self.order:
+            if not isinstance(node.op, ReduceOp) or id(node) in targets:
+                continue
+            ndim = len(node.shape)
+            users = self.consumers.get(id(node), [])
+            if ndim < 2 or node.arg[0] != (ndim - 1,) or len(users) != 1:
+                continue
+            (expand,) = users
+            readers = self.consumers.get(id(expand), [])
+            if expand.op is MovementOp.EXPAND and id(expand) not in targets and \
+                    expand.shape == node.srcs[0].shape and readers and \
+                    all(_is_elementwise(r) for r in readers):
+                found[id(expand)] = node
+        return found
 
     def store(self, node: Buffer) -> None:
         self.stored[id(node)] = node
@@ -80,8 +115,21 @@ class _Scheduler:
 
     # --- deciding what is stored -----------------------------------------------------------
     def cut(self) -> None:
+        """Decide what is stored; a row reduction that cannot be computed inside its
+        consumer's kernel after all is stored, and the cut made again without it."""
+        while True:
+            self.stored = {id(t): t for t in self.targets}
+            self.views = {}
+            rejected = self.cut_once()
+            if not rejected:
+                return
+            for expand in rejected:
+                del self.inline[expand]
+
+    def cut_once(self) -> list[int]:
+        inlined = {id(r) for r in self.inline.values()}
         for node in self.order:
-            if isinstance(node.op, ReduceOp):
+            if isinstance(node.op, ReduceOp) and id(node) not in inlined:
                 self.store(node)
             elif node.op is ContractOp.CONTRACT:
                 self.store(node)
@@ -90,10 +138,12 @@ class _Scheduler:
                     if base._data is None:
                         self.store(base)
         for node in self.order:
+            if id(node) in self.inline:
+                continue
             if _is_movement(node) and (id(node) in self.stored or any(
                     not _is_movement(c) for c in self.consumers.get(id(node), ()))):
                 self.resolve(node)
-        self.share()
+        return self.share()
 
     def resolve(self, node: Buffer) -> None:
         """The stored buffer and view that movement node ``node`` reads (storing what must be)."""
@@ -114,19 +164,40 @@ class _Scheduler:
             self.store(base)
         self.views[id(node)] = (base, view)
 
-    def share(self) -> None:
-        """Store a computed node that several kernels use, unless recomputing it is cheap."""
+    def share(self) -> list[int]:
+        """Store a computed node that several kernels use, unless recomputing it is cheap.
+        Returns the inlined broadcasts whose reduction cannot stay inside one kernel."""
         owners: dict[int, set[int]] = {}
+        rejected = []
         for node in reversed(self.order):
-            if _is_movement(node) or node.op is LoadOp.FULL or id(node) in self.stored:
+            inlined = id(node) in self.inline
+            if (_is_movement(node) and not inlined) or node.op is LoadOp.FULL or \
+                    id(node) in self.stored:
                 continue
             mine: set[int] = set()
             for c in self.consumers.get(id(node), ()):
                 mine |= {id(c)} if id(c) in self.stored else owners.get(id(c), set())
+            if inlined or isinstance(node.op, ReduceOp):  # a row reduction and its broadcast,
+                owners[id(node)] = mine  # computed inside the kernel that reads them
+                if inlined and not self.one_row_kernel(self.inline[id(node)], mine):
+                    rejected.append(id(node))
+                continue
             if len(mine) > 1 and not (self.recompute and self.cheap(node)):
                 self.store(node)
                 continue
             owners[id(node)] = mine
+        return rejected
+
+    def one_row_kernel(self, reduction: Buffer, owners: set[int]) -> bool:
+        """Whether the kernels reading ``reduction``'s broadcast are one, looping over the
+        reduction's source shape with the same last axis inside."""
+        if len(owners) != 1:
+            return False
+        (root,) = (self.stored[k] for k in owners)
+        if _is_elementwise(root):
+            return root.shape == reduction.srcs[0].shape
+        return isinstance(root.op, ReduceOp) and root.arg[0] == reduction.arg[0] and \
+            root.srcs[0].shape == reduction.srcs[0].shape
 
     def cheap(self, node: Buffer) -> bool:
         count, stack, seen = 0, [node], set()
@@ -201,6 +272,14 @@ class _Scheduler:
                 continue
             if node is not root and self.is_input(node):
                 ins = leaf_input(node, View.contiguous(node.shape))
+            elif id(node) in self.inline:  # a row reduction's broadcast: the reduction's value
+                if not done:
+                    stack.append((node, True))
+                    stack.append((node.srcs[0], False))
+                    continue
+                nodes.append(node)
+                index[id(node)] = index[id(node.srcs[0])]
+                continue
             elif _is_movement(node):
                 base, view = self.views[id(node)]
                 if base.op is LoadOp.FULL and not self.is_input(base):
@@ -262,12 +341,15 @@ def _movement_nodes(node: Buffer, s: _Scheduler) -> list[Buffer]:
     return ([base] if own_base else []) + [n for n in reversed(chain[:-1]) if n._data is None]
 
 
-def schedule(targets: list[Buffer], recompute: bool = True) -> list[ScheduleItem]:
+def schedule(targets: list[Buffer], recompute: bool = True,
+             rows: bool = False) -> list[ScheduleItem]:
     """The items that realise ``targets`` (unrealised buffers of one backend), in order.
 
     ``recompute``: whether a cheap node shared by several kernels is recomputed in each (for a
-    backend that fuses) rather than stored once.
+    backend that fuses) rather than stored once. ``rows``: whether a last-axis reduction read
+    back through a broadcast is computed inside its consumer's kernel (for a backend that sets
+    ``row_reductions``).
     """
-    scheduler = _Scheduler(list(targets), recompute)
+    scheduler = _Scheduler(list(targets), recompute, rows)
     scheduler.cut()
     return scheduler.items()

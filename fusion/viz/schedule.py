@@ -39,7 +39,8 @@ def draw_schedule(tensor: Tensor | Sequence[Tensor], rankdir: str = "TB"):
     pending = [b for b in buffers if not b.realized]
     backend = pending[0].backend if pending else None
     fuse = backend is not None and "fuse" in backend.capabilities
-    items = schedule(pending, recompute=fuse) if pending else []
+    rows = fuse and getattr(backend, "row_reductions", False)
+    items = schedule(pending, recompute=fuse, rows=rows) if pending else []
     ids: dict[int, str] = {}
     for b in buffers:
         if b.realized:

@@ -120,6 +120,8 @@ class NumbaBackend(Backend):
     capabilities = frozenset({"float64", "int64", "views", "fuse", "assign"})
     #: The methods that take ``out=`` (see ``fusion.core.backend``): fused kernels and matmul.
     writes_into = frozenset({"fuse", "contract"})
+    #: Fused kernels may hold reductions over the last axis (see ``fusion.core.kernel``).
+    row_reductions = True
 
     def __init__(self) -> None:
         import numba
@@ -428,7 +430,7 @@ class NumbaBackend(Backend):
         else:
             parallel = self._parallel(math.prod(shape))
             result = self._fuse.run(kernel, inputs, views, constants, shape, parallel,
-                                    self._threads() if parallel else 1)
+                                    self._threads() if parallel else 1, empty=self.pool.empty)
         if out is None:
             return result
         np.copyto(out, result)

@@ -1,34 +1,48 @@
-"""Fused kernels: one numba loop nest per kernel of the schedule, a reduction included.
+"""Fused kernels: one numba loop nest per kernel of the schedule, reductions included.
 
 A :class:`fusion.core.kernel.Kernel` becomes Python source: one loop per axis, each input read
 through its view (an offset plus the loop indices times its strides, or the flat loop index for
 a contiguous view; a masked view reads its fill value outside the mask), one line per
 instruction, one store. Every result is converted to its dtype explicitly (numba computes
-int32 arithmetic in int64), and the ops use the same scalar helpers as the backend's one-op
-kernels (:mod:`.vecmath`, ``vdiv``), so a fused kernel gives what the primitives one by one
-give.
+int32 arithmetic in int64), so float32 stays float32 in registers; only sum accumulators are
+wider (below). The ops use the same scalar helpers as the backend's one-op kernels
+(:mod:`.vecmath`, ``vdiv``), so a fused kernel gives what the primitives one by one give, and
+exp, log, tanh, sigmoid and gelu (the last three built by the frontend from exp, WHERE and a
+division; WHERE is a select) compile to SIMD loops without a math library call.
 
-Reductions. A kernel ending in a sum or max over its trailing axes loops over the kept axes
-outside and the reduced axes inside, accumulating in a register (float64 for float sums,
-int64 for int and bool sums, the input dtype for maxima) and storing once per output element.
-In the parallel variant the outermost kept axis is a ``prange``: each iteration writes its own
-outputs. A kernel reducing every axis splits the outermost axis into one span per thread, each
-span writing its own partial result; the partials are merged afterwards. No two threads ever
-write one element. Float sums may be reassociated (``fastmath={"reassoc"}``, as the backend's
-own sum kernels), so they vectorise; nothing else is relaxed. Kernels whose inputs are all read
-in order collapse to one flat loop (elementwise) or a (kept, reduced) pair of loops.
+Reductions, three shapes of loop nest:
+
+* *Trailing axes.* The kept axes outside, the reduced inside, accumulating in a register
+  (float64 for float sums, int64 for int and bool sums, the input dtype for maxima), one store
+  per output. Parallel: a ``prange`` over the outermost kept axis. A kernel reducing every
+  axis splits the outermost axis into one span per thread, each writing its own partial
+  result, merged afterwards.
+* *Row kernels* (a backend with ``row_reductions``: reductions over the last axis before the
+  kernel's last instruction, see :mod:`fusion.core.kernel`). Per row (a ``prange`` over the
+  rows): one pass per reduction, each computing only what it needs, then the output's pass.
+  The last reduction's pass also writes the value the output pass needs again (a softmax's
+  exponentials) into the output row, which the output pass reads back from cache instead of
+  computing it twice.
+* *Column kernels* (leading axes reduced, trailing kept: a bias gradient's ``sum(0)``). The
+  reduced axes outside, the first split into one span per thread; each span accumulates into
+  its own row of partials (the accumulator dtype), merged afterwards in numpy.
+
+No two threads ever write one element. Float sums may be reassociated
+(``fastmath={"reassoc"}``, as the backend's own sum kernels), so they vectorise; nothing else
+is relaxed. Kernels whose inputs are all read in order collapse to one flat loop (elementwise)
+or a pair of loops.
 
 Compilation and cache. The source of each (kernel structure, serial or parallel) is written to
 a file in the cache directory named by the hash of that source, imported under a stable module
 name registered in ``sys.modules`` before numba compiles it, and compiled with ``cache=True``:
 numba's disk cache then serves later processes (milliseconds instead of a compilation). Sizes,
 strides, offsets and constants are arguments, so one compilation serves every batch size. The
-serial variant is compiled first; the parallel one only when a launch is large enough.
+serial variant is compiled first; the parallel one only when a launch is large enough. With
+``FUSION_DEBUG=2`` the source is printed (to stderr) when a process first compiles or loads it.
 
-Not fused (see :func:`supported`; their primitives run one by one): reductions over axes that
-are not trailing (a column sum reads memory across rows: the backend's own reduction kernels
-do it better), and integer ``pow`` (whose negative exponents the backend rejects before
-running). Importing this module imports numba.
+Not fused (see :func:`supported`; their primitives run one by one): reductions over middle
+axes, a max over bools, and integer ``pow`` (whose negative exponents the backend rejects
+before running). Importing this module imports numba.
 """
 
 from __future__ import annotations
@@ -44,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from fusion.core.kernel import Kernel, Leaf
+from fusion.core.lazy import debug_level
 from fusion.core.ops import BinaryOp, ReduceOp, TernaryOp, UnaryOp
 
 from . import config
@@ -82,15 +97,20 @@ from fusion.backends.numba.vecmath import vexp, vlog, vmaximum
 
 
 def supported(kernel: Kernel) -> bool:
-    """Whether the backend compiles ``kernel``: no integer pow, and at most one reduction,
-    over trailing axes (or every axis)."""
-    axes = kernel.reduce_axes
-    if axes and tuple(axes) != tuple(range(kernel.ndim - len(axes), kernel.ndim)):
+    """Whether the backend compiles ``kernel``: no integer pow, and reductions over trailing
+    axes (one, as the last instruction, over some or every axis; or several over the same
+    axes that keep at least one: a row kernel), or one over leading axes that keeps the
+    others (a column kernel)."""
+    axes = kernel.row_axes
+    if axes and tuple(axes) != tuple(range(kernel.ndim - len(axes), kernel.ndim)) and \
+            not _column_kernel(kernel):
         return False
-    for ins in kernel.instructions[:-1]:
-        if isinstance(ins.op, ReduceOp):
-            return False
-    if kernel.output.op is ReduceOp.MAX and kernel.output.dtype.name == "bool":
+    reductions = [ins for ins in kernel.instructions if isinstance(ins.op, ReduceOp)]
+    if any(ins.arg != axes for ins in reductions):
+        return False
+    if _row_kernel(kernel) and len(axes) >= kernel.ndim:
+        return False
+    if any(ins.op is ReduceOp.MAX and ins.dtype.name == "bool" for ins in reductions):
         return False
     for ins in kernel.instructions:
         if ins.op is BinaryOp.POW and not ins.dtype.is_float:
@@ -99,6 +119,19 @@ def supported(kernel: Kernel) -> bool:
                 not isinstance(ins.op, ReduceOp) and ins.op not in _EXPRESSIONS:
             return False
     return True
+
+
+def _row_kernel(kernel: Kernel) -> bool:
+    """Whether a reduction comes before the last instruction (see :mod:`fusion.core.kernel`)."""
+    return any(isinstance(ins.op, ReduceOp) for ins in kernel.instructions[:-1])
+
+
+def _column_kernel(kernel: Kernel) -> bool:
+    """Whether the kernel's one reduction is its last instruction, over leading axes only,
+    keeping the trailing ones (a column sum)."""
+    axes = kernel.reduce_axes
+    return bool(axes) and len(axes) < kernel.ndim and tuple(axes) == tuple(range(len(axes))) \
+        and not _row_kernel(kernel)
 
 
 def _flat(kernel: Kernel) -> bool:
@@ -110,17 +143,20 @@ def loop_shape(kernel: Kernel, shape: tuple[int, ...]) -> tuple[int, ...]:
     """The sizes the generated loops run over for a launch of ``shape``."""
     if not _flat(kernel):
         return shape
-    reduced = len(kernel.reduce_axes)
+    reduced = len(kernel.row_axes)
     if not reduced:
         return (math.prod(shape),)
+    if _column_kernel(kernel):  # (reduced, kept)
+        return (math.prod(shape[:reduced]), math.prod(shape[reduced:]))
     kept = math.prod(shape[: len(shape) - reduced])
     inner = math.prod(shape[len(shape) - reduced:])
     return (inner,) if reduced == len(shape) else (kept, inner)
 
 
-def _accumulator(kernel: Kernel) -> tuple[str, str]:
-    """The accumulator's numpy type name and initial value for a reducing kernel."""
-    out = kernel.output
+def _accumulator(kernel: Kernel, out=None) -> tuple[str, str]:
+    """The accumulator's numpy type name and initial value for the reduction ``out`` (by
+    default the kernel's output)."""
+    out = out or kernel.output
     src = kernel.instructions[out.srcs[0]].dtype
     if out.op is ReduceOp.SUM:
         acc = "float64" if src.is_float else "int64"
@@ -152,6 +188,10 @@ def source(kernel: Kernel, parallel: bool, inner: tuple[str, ...] | None = None)
     through their strides). Specialised reads leave the innermost loop free of stride
     multiplications and of loads that do not change, so LLVM vectorises it."""
     inner = inner or tuple("c" if k == "contiguous" else "s" for k in kernel.views)
+    if _row_kernel(kernel):
+        return _row_source(kernel, parallel, inner)
+    if _column_kernel(kernel):
+        return _column_source(kernel, parallel, inner)
     reducing = bool(kernel.reduce_axes)
     flat = _flat(kernel)
     ndim = len(loop_shape(kernel, (1,) * kernel.ndim))
@@ -241,6 +281,209 @@ def source(kernel: Kernel, parallel: bool, inner: tuple[str, ...] | None = None)
     return "\n".join(lines) + "\n"
 
 
+def _row_source(kernel: Kernel, parallel: bool, inner: tuple[str, ...]) -> str:
+    """The loop nest of a row kernel: the kept axes outside (the first a ``prange`` in the
+    parallel variant); inside, one pass over the row per reduction, each computing only what
+    that reduction needs and ending with its value as a scalar of the row, then a last pass
+    computing and storing the output (or, when the output is itself a reduction, one store).
+    A row is small, so the passes after the first read it from cache."""
+    ins_all = kernel.instructions
+    ndim = len(loop_shape(kernel, (1,) * kernel.ndim))
+    kept = ndim - (1 if _flat(kernel) else len(kernel.row_axes))
+    args = ["out", "shape"]
+    for i, kind in enumerate(kernel.views):
+        args += [f"in{i}", f"st{i}", f"off{i}"]
+        if kind == "masked":
+            args += [f"mk{i}", f"fill{i}"]
+    consts = sorted({ins.arg for ins in ins_all if ins.op is Leaf.CONST})
+    args += [f"c{k}" for k in consts]
+    lines = [f"def fused({', '.join(args)}):"]
+    strided = [i for i, kind in enumerate(kernel.views) if kind != "contiguous"]
+    for axis in range(ndim):
+        lines.append(f"    n{axis} = shape[{axis}]")
+        for i in strided:
+            lines.append(f"    s{i}_{axis} = st{i}[{axis}]")
+
+    def advance(indent: str, axis: int, partial: dict[int, str], reads: set[int]) -> None:
+        """The flat index and the strided inputs' indices at loop level ``axis``."""
+        lines.append(f"{indent}o{axis} = {'' if axis == 0 else f'o{axis - 1} * n{axis} + '}"
+                     f"i{axis}")
+        for i in strided:
+            if i not in reads or (axis == ndim - 1 and inner[i] == "0"):
+                continue
+            step = f"i{axis}" if axis == ndim - 1 and inner[i] == "1" else \
+                f"i{axis} * s{i}_{axis}"
+            lines.append(f"{indent}p{i}_{axis} = {partial[i]} + {step}")
+            partial[i] = f"p{i}_{axis}"
+
+    indent = "    "
+    partial = {i: f"off{i}" for i in strided}
+    for axis in range(kept):
+        loop = "prange" if parallel and axis == 0 else "range"
+        lines.append(f"{indent}for i{axis} in {loop}(n{axis}):")
+        indent += "    "
+        advance(indent, axis, partial, set(strided))
+    row = indent
+    last = len(ins_all) - 1
+    stages = [k for k, ins in enumerate(ins_all) if isinstance(ins.op, ReduceOp)]
+    if stages[-1] != last:
+        stages.append(last)
+    stash = _stash(kernel, stages)
+    done: set[int] = set()  # reductions already computed: scalars of the row
+    for stage in stages:
+        ins = ins_all[stage]
+        reducing = isinstance(ins.op, ReduceOp)
+        body = _needed(kernel, ins.srcs[0] if reducing else stage,
+                       done if reducing or stash is None else done | {stash})
+        reads = {ins_all[k].arg for k in body if ins_all[k].op is Leaf.INPUT}
+        if reducing:
+            lines.append(f"{row}acc{stage} = {_accumulator(kernel, ins)[1]}")
+        indent = row
+        mine = dict(partial)
+        for axis in range(kept, ndim):
+            if axis == ndim - 1:  # broadcast inputs: one load for the whole innermost loop
+                for i in sorted(reads):
+                    if i in strided and inner[i] == "0":
+                        lines.append(f"{indent}x{i} = in{i}[np.uintp({mine[i]})]")
+            lines.append(f"{indent}for i{axis} in range(n{axis}):")
+            indent += "    "
+            advance(indent, axis, mine, reads)
+        for i in sorted(reads):
+            if inner[i] == "0":
+                continue
+            index = f"off{i} + o{ndim - 1}" if kernel.views[i] == "contiguous" else mine[i]
+            index = f"np.uintp({index})"
+            if kernel.views[i] == "masked":
+                inside = " and ".join(f"mk{i}[{a}, 0] <= i{a} < mk{i}[{a}, 1]"
+                                      for a in range(ndim))
+                lines.append(f"{indent}x{i} = in{i}[{index}] if {inside} else fill{i}")
+            else:
+                lines.append(f"{indent}x{i} = in{i}[{index}]")
+        if not reducing and stash is not None:  # computed by the last reduction's pass
+            lines.append(f"{indent}t{stash} = out[np.uintp(o{ndim - 1})]")
+        for k in body:
+            lines.append(f"{indent}t{k} = {_value(ins_all[k])}")
+        if reducing and stage == stages[-2] and stash is not None:
+            lines.append(f"{indent}out[np.uintp(o{ndim - 1})] = t{stash}")
+        if not reducing:
+            lines.append(f"{indent}out[np.uintp(o{ndim - 1})] = t{stage}")
+            continue
+        if ins.op is ReduceOp.SUM:
+            lines.append(f"{indent}acc{stage} += t{ins.srcs[0]}")
+        else:
+            lines.append(f"{indent}acc{stage} = vmaximum(acc{stage}, t{ins.srcs[0]})")
+        lines.append(f"{row}t{stage} = {_store(ins.dtype.name, f'acc{stage}')}")
+        done.add(stage)
+    if isinstance(kernel.output.op, ReduceOp):
+        lines.append(f"{row}out[np.uintp(o{kept - 1})] = t{last}")
+    return "\n".join(lines) + "\n"
+
+
+def _column_source(kernel: Kernel, parallel: bool, inner: tuple[str, ...]) -> str:
+    """The loop nest of a column kernel: the reduced (leading) axes outside, the first split
+    into one span per part (a ``prange`` in the parallel variant), the kept axes inside. Each
+    part accumulates into its own row of ``out`` (``parts`` rows of the kept size, in the
+    accumulator's dtype), which the caller merges: no two threads write one element, and the
+    innermost loop runs along a row of partials that stays in cache."""
+    ins_all = kernel.instructions
+    ndim = len(loop_shape(kernel, (1,) * kernel.ndim))
+    nred = 1 if _flat(kernel) else len(kernel.reduce_axes)
+    args = ["out", "shape", "parts"]
+    for i, kind in enumerate(kernel.views):
+        args += [f"in{i}", f"st{i}", f"off{i}"]
+        if kind == "masked":
+            args += [f"mk{i}", f"fill{i}"]
+    consts = sorted({ins.arg for ins in ins_all if ins.op is Leaf.CONST})
+    args += [f"c{k}" for k in consts]
+    lines = [f"def fused({', '.join(args)}):"]
+    strided = [i for i, kind in enumerate(kernel.views) if kind != "contiguous"]
+    for axis in range(ndim):
+        lines.append(f"    n{axis} = shape[{axis}]")
+        for i in strided:
+            lines.append(f"    s{i}_{axis} = st{i}[{axis}]")
+    lines.append(f"    nk = {' * '.join(f'n{a}' for a in range(nred, ndim))}")
+    lines.append("    span = (n0 + parts - 1) // parts")
+    lines.append(f"    for part in {'prange' if parallel else 'range'}(parts):")
+    lines.append("        row = part * nk")
+    lines.append("        for k in range(nk):")
+    lines.append(f"            out[np.uintp(row + k)] = {_accumulator(kernel)[1]}")
+    indent = "        "
+    partial = {i: f"off{i}" for i in strided}
+    for axis in range(ndim):
+        if axis == 0:
+            lines.append(f"{indent}for i0 in range(part * span, min(n0, (part + 1) * span)):")
+        else:
+            if axis == ndim - 1:  # broadcast inputs: one load for the whole innermost loop
+                for i in strided:
+                    if inner[i] == "0":
+                        lines.append(f"{indent}x{i} = in{i}[np.uintp({partial[i]})]")
+            lines.append(f"{indent}for i{axis} in range(n{axis}):")
+        indent += "    "
+        lines.append(f"{indent}o{axis} = {'' if axis == 0 else f'o{axis - 1} * n{axis} + '}"
+                     f"i{axis}")
+        if axis >= nred:  # the index among the kept elements
+            lines.append(f"{indent}k{axis} = "
+                         f"{'' if axis == nred else f'k{axis - 1} * n{axis} + '}i{axis}")
+        for i in strided:
+            if axis == ndim - 1 and inner[i] == "0":
+                continue
+            step = f"i{axis}" if axis == ndim - 1 and inner[i] == "1" else \
+                f"i{axis} * s{i}_{axis}"
+            lines.append(f"{indent}p{i}_{axis} = {partial[i]} + {step}")
+            partial[i] = f"p{i}_{axis}"
+    for i, kind in enumerate(kernel.views):
+        if inner[i] == "0":
+            continue
+        index = f"off{i} + o{ndim - 1}" if kind == "contiguous" else partial[i]
+        index = f"np.uintp({index})"
+        if kind == "masked":
+            inside = " and ".join(f"mk{i}[{a}, 0] <= i{a} < mk{i}[{a}, 1]"
+                                  for a in range(ndim))
+            lines.append(f"{indent}x{i} = in{i}[{index}] if {inside} else fill{i}")
+        else:
+            lines.append(f"{indent}x{i} = in{i}[{index}]")
+    for k, ins in enumerate(ins_all[:-1]):
+        lines.append(f"{indent}t{k} = {_value(ins)}")
+    at = f"np.uintp(row + k{ndim - 1})"
+    src = f"t{kernel.output.srcs[0]}"
+    if kernel.output.op is ReduceOp.SUM:
+        lines.append(f"{indent}out[{at}] += {src}")
+    else:
+        lines.append(f"{indent}out[{at}] = vmaximum(out[{at}], {src})")
+    return "\n".join(lines) + "\n"
+
+
+def _stash(kernel: Kernel, stages: list[int]) -> int | None:
+    """The value a row kernel with an elementwise output computes in its last reduction's
+    pass and needs again in the output's pass (the exponentials of a softmax), when it is
+    worth writing into the output row and reading back (not a plain load, and of the
+    output's dtype); else None."""
+    if isinstance(kernel.output.op, ReduceOp):
+        return None
+    ins_all = kernel.instructions
+    done = set(stages[:-2])
+    last = ins_all[stages[-2]]
+    shared = set(_needed(kernel, last.srcs[0], done)) & \
+        set(_needed(kernel, stages[-1], done | {stages[-2]}))
+    shared = [k for k in shared if not isinstance(ins_all[k].op, Leaf)
+              and ins_all[k].dtype == kernel.output.dtype]
+    return max(shared, key=lambda k: len(_needed(kernel, k, done)), default=None)
+
+
+def _needed(kernel: Kernel, position: int, done: set[int]) -> list[int]:
+    """The instructions computing ``position`` (itself included), in order, that are not
+    reductions already computed (``done``)."""
+    found: set[int] = set()
+    stack = [position]
+    while stack:
+        k = stack.pop()
+        if k in found or k in done:
+            continue
+        found.add(k)
+        stack.extend(kernel.instructions[k].srcs)
+    return sorted(found)
+
+
 def _store(dtype: str, value: str) -> str:
     return f"({value} != 0)" if dtype == "bool" else f"{_CONVERT[dtype]}({value})"
 
@@ -260,7 +503,7 @@ def _value(ins) -> str:
 
 def _options(kernel: Kernel, parallel: bool) -> str:
     options = ["cache=True", 'error_model="numpy"', "nogil=True"]
-    if kernel.output.op is ReduceOp.SUM and kernel.output.dtype.is_float:
+    if any(ins.op is ReduceOp.SUM and ins.dtype.is_float for ins in kernel.instructions):
         options.append('fastmath={"reassoc"}')
     if parallel:
         options.append("parallel=True")
@@ -321,16 +564,21 @@ def compile_kernel(kernel: Kernel, parallel: bool, inner: tuple[str, ...]):
     """The compiled loop nest of ``kernel`` (loaded or compiled on first use, then kept)."""
     found = _compiled.get((kernel, parallel, inner))
     if found is None:
-        found = _load(module_source(kernel, parallel, inner))
+        text = module_source(kernel, parallel, inner)
+        if debug_level() >= 2:
+            variant = "parallel" if parallel else "serial"
+            print(f"fusion: source of {kernel.name} ({variant}):\n{text}", file=sys.stderr)
+        found = _load(text)
         _compiled[(kernel, parallel, inner)] = found
     return found
 
 
 def run(kernel: Kernel, inputs, views, constants, shape: tuple[int, ...],
-        parallel: bool, threads: int = 1) -> np.ndarray:
+        parallel: bool, threads: int = 1, empty=np.empty) -> np.ndarray:
     """Run ``kernel`` over numpy ``inputs`` read through ``views``: the kernel's output
     (``shape``, reduced axes kept with size 1). ``threads``: the spans of a kernel reducing
-    every axis, in the parallel variant."""
+    every axis, in the parallel variant. ``empty(n, dtype)`` allocates the 1-D output (the
+    backend passes its pool of large blocks: a fresh 40 MB array costs page faults)."""
     axes = kernel.reduce_axes
     out_shape = tuple(1 if a in axes else n for a, n in enumerate(shape))
     if math.prod(shape) == 0:  # nothing to loop over: the reference gives the empty answers
@@ -340,14 +588,21 @@ def run(kernel: Kernel, inputs, views, constants, shape: tuple[int, ...],
     loops = loop_shape(kernel, shape)
     ndim = len(shape)
     partials = bool(axes) and len(axes) == ndim
+    column = _column_kernel(kernel)
     args: list = []
-    if partials:
+    if column:  # a row of partial results per part, merged below
+        parts = max(1, min(threads if parallel else 1, loops[0]))
+        acc_type = _accumulator(kernel)[0]
+        kept = math.prod(out_shape)
+        out = np.empty(parts * kept, getattr(np, acc_type))
+        args += [out, np.asarray(loops, np.int64), parts]
+    elif partials:
         parts = max(1, min(threads if parallel else 1, loops[0]))
         acc_type = _accumulator(kernel)[0]
         out = np.empty(parts, getattr(np, acc_type))
         args += [out, np.asarray(loops, np.int64), parts]
     else:
-        out = np.empty(math.prod(out_shape), kernel.output.dtype.np)
+        out = empty(math.prod(out_shape), kernel.output.dtype.np)
         args += [out, np.asarray(loops, np.int64)]
     for data, view in zip(inputs, views, strict=True):
         flat = np.ascontiguousarray(data).reshape(-1)
@@ -358,6 +613,13 @@ def run(kernel: Kernel, inputs, views, constants, shape: tuple[int, ...],
     dtypes = {ins.arg: ins.dtype.np for ins in kernel.instructions if ins.op is Leaf.CONST}
     args += [dtypes[k].type(constants[k]) for k in sorted(dtypes)]
     compile_kernel(kernel, parallel, inner_kinds(kernel, views))(*args)
+    if column:
+        rows = out.reshape(parts, kept)
+        merged = rows.sum(0) if kernel.output.op is ReduceOp.SUM else \
+            np.maximum.reduce(rows, axis=0)
+        dtype = kernel.output.dtype
+        value = (merged != 0) if dtype.name == "bool" else merged.astype(dtype.np)
+        return value.reshape(out_shape)
     if partials:
         merged = out.sum() if kernel.output.op is ReduceOp.SUM else np.maximum.reduce(out)
         dtype = kernel.output.dtype
@@ -388,10 +650,12 @@ def launcher(kernel: Kernel, inputs, views, constants: list, shape: tuple[int, .
     loops = np.asarray(loop_shape(kernel, shape), np.int64)
     ndim = len(shape)
     partials = bool(axes) and len(axes) == ndim
+    column = _column_kernel(kernel)
     args: list = []
-    if partials:
+    if partials or column:  # partial results, merged into out after each launch
         parts = max(1, min(threads if parallel else 1, int(loops[0])))
-        acc = np.empty(parts, getattr(np, _accumulator(kernel)[0]))
+        kept = math.prod(out_shape) if column else 1
+        acc = np.empty(parts * kept, getattr(np, _accumulator(kernel)[0]))
         args += [acc, loops, parts]
     else:
         args += [out.reshape(-1), loops]
@@ -401,8 +665,10 @@ def launcher(kernel: Kernel, inputs, views, constants: list, shape: tuple[int, .
             return None
         if np.may_share_memory(data, out):
             # read in place only element by element: x[i] then out[i], in the same loop
-            if (axes or kernel.views[i] != "contiguous" or view.offset != 0
-                    or data.ctypes.data != out.ctypes.data or data.size != out.size):
+            # (a row kernel writes its output row before its last pass reads the input)
+            if (axes or _row_kernel(kernel) or kernel.views[i] != "contiguous"
+                    or view.offset != 0 or data.ctypes.data != out.ctypes.data
+                    or data.size != out.size):
                 return None
             inner[i] = "o"
         flat = data.reshape(-1)
@@ -416,12 +682,18 @@ def launcher(kernel: Kernel, inputs, views, constants: list, shape: tuple[int, .
         slots[k] = (args, len(args), dtypes[k])
         args.append(dtypes[k](constants[k]))
     fn = compile_kernel(kernel, parallel, tuple(inner))
-    if not partials:
+    if not partials and not column:
         def launch() -> None:
             fn(*args)
     else:
         def launch() -> None:
             fn(*args)
+            if column:
+                rows = acc.reshape(parts, kept)
+                merged = rows.sum(0) if kernel.output.op is ReduceOp.SUM else \
+                    np.maximum.reduce(rows, axis=0)
+                np.copyto(out.reshape(kept), merged, casting="unsafe")
+                return
             merged = acc.sum() if kernel.output.op is ReduceOp.SUM else np.maximum.reduce(acc)
             out.fill(merged != 0 if out.dtype == np.bool_ else out.dtype.type(merged))
 

@@ -4,8 +4,9 @@ The scheduler cuts each expression below into kernels; the backend's ``fuse`` mu
 :func:`fusion.core.kernel.evaluate` (numpy, one instruction at a time) gives for the same
 launch, and the realised expression must match the same expression written in numpy. The
 expressions cover every kind of view a kernel reads through (broadcast, permuted, shrunk,
-flipped, padded, reshaped), reductions over inner, outer and all axes, every elementwise op,
-int and bool dtypes, NaN and inf.
+flipped, padded, reshaped), reductions over inner, outer and all axes, row reductions read
+back inside their consumer's kernel (for a backend that sets ``row_reductions``), every
+elementwise op, int and bool dtypes, NaN and inf.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ EXPRESSIONS = [
      lambda x: x.softmax(-1),
      lambda x: np.exp(x - x.max(-1, keepdims=True))
      / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)),
+    ("softmax_of_transposed", [((7, 5), "float32")],
+     lambda x: (x.T * 2).softmax(-1),
+     lambda x: np.exp(2 * x.T - (2 * x.T).max(-1, keepdims=True))
+     / np.exp(2 * x.T - (2 * x.T).max(-1, keepdims=True)).sum(-1, keepdims=True)),
+    ("shifted_row_sum", [((3, 4, 6), "float64")],
+     lambda x: (x - x.max(-1, keepdim=True)).exp().sum(-1),
+     lambda x: np.exp(x - x.max(-1, keepdims=True)).sum(-1)),
     ("column_max", [((5, 7), "float64")],
      lambda x: (x.sin() * 3).max(0), lambda x: (np.sin(x) * 3).max(0)),
     ("flip_shrink", [((6, 5), "float32")],
@@ -93,7 +101,8 @@ class TestFusedKernels:
         out = fn(*tensors).data
         impl = fusion.get_backend(backend)
         fusable = getattr(impl, "fusable", lambda kernel, shape: True)
-        for item in schedule([out], recompute=True):
+        rows = getattr(impl, "row_reductions", False)
+        for item in schedule([out], recompute=True, rows=rows):
             if not item.fusable or not fusable(item.kernel, item.shape):
                 for node in item.nodes:
                     node.realize()
