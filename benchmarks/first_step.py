@@ -10,14 +10,16 @@ run times, in order:
 * building the MNIST-shaped MLP 784-256-128-10, its Adam optimizer and a batch of 128;
 * the first training steps (forward, cross-entropy, backward, Adam; the loss read back with
   ``.item()``), either plainly or through ``fusion.jit``. A jitted step runs plainly while it
-  captures and replays afterwards, so the first calls are timed until the first replay.
+  captures and replays afterwards, so its calls are timed until the first replay (however many
+  captures that takes) and one call more.
 
 For the numba backend, the "cold" run of each mode points ``FUSION_NUMBA_CACHE_DIR`` and
 ``NUMBA_CACHE_DIR`` at a new empty directory; the "warm" runs reuse that directory (median
 of ``--reps`` runs). The numpy backend, which compiles nothing, runs the same way as the
-reference. The budgets: the first step <= 10 s with an empty cache and <= 1 s with a warm one
-(for jit: every call up to and including the first replay), and ``import fusion`` imports no
-numba.
+reference. The budgets: the first step (the first call, plain or jitted) <= 10 s with an
+empty cache and <= 1 s with a warm one, and ``import fusion`` imports no numba. For jit the
+table also shows the time of every call up to and including the first replay ("to replay"):
+what a jitted training loop spends before it runs at full speed.
 
     python benchmarks/first_step.py              # numba and numpy, plain and jit
     python benchmarks/first_step.py --reps 5 --backend numba
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -62,6 +65,7 @@ def child(backend: str, mode: str) -> dict:
     t1 = time.perf_counter()
     b = fusion.get_backend(backend)
     t_start = time.perf_counter() - t1
+    compiles = count_compiles() if backend == "numba" else []
     t2 = time.perf_counter()
     rng = np.random.default_rng(0)
     with fusion.use_backend(backend):
@@ -93,8 +97,28 @@ def child(backend: str, mode: str) -> dict:
             break
     return dict(import_fusion=t_import, numba_after_import=numba_after_import,
                 start_backend=t_start, build=t_build, calls=calls, losses=losses,
-                replayed_at=replayed_at,
+                replayed_at=replayed_at, compiles=len(compiles),
                 compile_s=getattr(b, "compile_seconds", 0.0))
+
+
+def count_compiles() -> list:
+    """A list that grows by one for each function numba compiles from now on (loads from
+    the cache and functions compiled inside another's compilation do not count)."""
+    from numba.core import event
+
+    compiled, depth = [], [0]
+
+    class Listener(event.Listener):
+        def on_start(self, ev) -> None:
+            depth[0] += 1
+
+        def on_end(self, ev) -> None:
+            depth[0] -= 1
+            if not depth[0]:
+                compiled.append(1)
+
+    event.register("numba:compile", Listener())
+    return compiled
 
 
 # --- the driver ---------------------------------------------------------------------------------
@@ -110,11 +134,11 @@ def fresh_run(backend: str, mode: str, cache: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def until_first_step(run: dict, mode: str) -> float:
-    """The step time the budget counts: the first call, or for jit every call up to and
-    including the first replay (all of them if none replayed)."""
+def until_replay(run: dict, mode: str) -> float:
+    """For jit, every call up to and including the first replay (all of them if none
+    replayed); nan for a plain step."""
     if mode == "plain":
-        return run["calls"][0]
+        return math.nan
     upto = run["replayed_at"] or len(run["calls"])
     return sum(run["calls"][:upto])
 
@@ -133,17 +157,18 @@ def measure(backend: str, mode: str, reps: int) -> dict:
     return dict(cold=cold, warm=warm, counts=counts)
 
 
-COLUMNS = ("import", "start", "build", "call 1", "call 2", "call 3", "budgeted", "compile",
-           "total")
+COLUMNS = ("import", "start", "build", "call 1", "call 2", "call 3", "to replay", "compile",
+           "kernels", "total")
 
 
 def summary(run: dict, mode: str) -> dict[str, float]:
     """One run's figures by column (a call not made counts 0)."""
     calls = (run["calls"] + [0.0, 0.0, 0.0])[:3]
-    budgeted = until_first_step(run, mode)
     setup = run["import_fusion"] + run["start_backend"] + run["build"]
     return dict(zip(COLUMNS, [run["import_fusion"], run["start_backend"], run["build"], *calls,
-                              budgeted, run["compile_s"], setup + budgeted], strict=True))
+                              until_replay(run, mode), run["compile_s"], run["compiles"],
+                              setup + calls[0]],
+                    strict=True))
 
 
 def median_summary(runs: list[dict], mode: str) -> dict[str, float]:
@@ -154,17 +179,19 @@ def median_summary(runs: list[dict], mode: str) -> dict[str, float]:
 def report(results: dict, reps: int) -> bool:
     """Print the table and one line per budget; whether every budget was met."""
     header = f"{'backend':<7} {'mode':<6} {'cache':<13} " + \
-        " ".join(f"{c:>8}" for c in COLUMNS)
-    print(f"seconds per stage, fresh processes; warm: median of {reps}; budgeted: the first "
-          "step (jit: every call up to and including the first replay); total: process start "
-          "to the end of the budgeted calls")
+        " ".join(f"{c:>9}" for c in COLUMNS)
+    print(f"seconds per stage, fresh processes; warm: median of {reps}; call 1 is the budgeted "
+          "first step; to replay: jit's calls up to and including its first replay; compile: "
+          "numba's compile time; kernels: functions numba compiled; total: process start to "
+          "the end of call 1")
     print(header)
     print("-" * len(header))
     for (backend, mode), res in results.items():
         for label, runs in [("cold (empty)", [res["cold"]]), ("warm", res["warm"])]:
             row = median_summary(runs, mode)
             print(f"{backend:<7} {mode:<6} {label:<13} " +
-                  " ".join(f"{row[c]:8.3f}" for c in COLUMNS))
+                  " ".join(f"{'-':>9}" if row[c] != row[c] else f"{row[c]:9.0f}"
+                           if c == "kernels" else f"{row[c]:9.3f}" for c in COLUMNS))
         if mode == "jit":
             print(f"{'':<7} {mode:<6} first replay at call {res['cold']['replayed_at']} (cold), "
                   f"{[r['replayed_at'] for r in res['warm']]} (warm)")
@@ -182,8 +209,8 @@ def report(results: dict, reps: int) -> bool:
     for (backend, mode), res in results.items():
         if backend != "numba":
             continue
-        cold = until_first_step(res["cold"], mode)
-        warm = median_summary(res["warm"], mode)["budgeted"]
+        cold = res["cold"]["calls"][0]
+        warm = median_summary(res["warm"], mode)["call 1"]
         for label, value, limit in [("empty cache", cold, COLD_BUDGET_S),
                                     ("warm cache", warm, WARM_BUDGET_S)]:
             met = value <= limit

@@ -533,3 +533,29 @@ def test_blas_thread_count_is_restored(serial):
     a = np.ones((128, 128), np.float32)
     np.testing.assert_array_equal(serial.contract(a, a), a @ a)
     assert counts() == before
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
+@pytest.mark.parametrize("kind", ["serial", "parallel"])
+def test_read_only_and_writable_inputs_share_one_compilation(request, ref, kind):
+    """A kernel's inputs reach numba read-only whatever their flags, so that frozen constants
+    and realised buffers mixed with fresh arrays do not compile a kernel once per mix."""
+    nb = request.getfixturevalue(kind)
+    x, y = data("float64", (6, 9), seed=3), data("float64", (6, 9), seed=4)
+    add = nb._par["add"] if kind == "parallel" else nb._serial["add"]
+    nb.add(x, y)
+    before = len(add.signatures)
+    for a, b in [(_read_only(x), y), (x, _read_only(y)), (_read_only(x), _read_only(y))]:
+        assert_same(nb.add(a, b), ref.add(x, y))
+    assert len(add.signatures) == before
+    sums = nb._k.sum_rows_par if kind == "parallel" else nb._k.sum_rows
+    nb.reduce_sum(x, (1,))
+    before = len(sums.signatures)
+    assert_same(nb.reduce_sum(_read_only(x), (1,)), ref.reduce_sum(x, (1,)))
+    assert len(sums.signatures) == before
+    assert x.flags.writeable and y.flags.writeable  # the callers' arrays are left as they were

@@ -351,3 +351,24 @@ def test_a_row_kernel_is_not_prepared_to_write_over_its_input():
     # the output row is written (the exponentials) before the last pass reads the input
     assert fuse.launcher(item.kernel, [data], item.views, item.constants, item.shape,
                          False, 1, data) is None
+
+
+def test_read_only_and_writable_inputs_share_one_compilation():
+    x, m = _t((33, 65)), _t((33, 1))
+    (item,) = _launches(lambda x, m: (x - m).exp().sum(-1), [x, m])
+    inputs = [b._data for b in item.inputs]
+    frozen = []
+    for a in inputs:
+        view = a.view()
+        view.flags.writeable = False
+        frozen.append(view)
+    writable = [a.copy() for a in inputs]
+    args = (item.views, item.constants, item.shape, False)
+    want = evaluate(item.kernel, inputs, *args[:3])
+    kernel = fuse.compile_kernel(item.kernel, False, fuse.inner_kinds(item.kernel, item.views))
+    counts = []
+    for case in (writable, frozen, [writable[0], frozen[1]]):
+        np.testing.assert_allclose(fuse.run(item.kernel, case, *args), want, rtol=1e-5)
+        counts.append(len(kernel.signatures))
+    assert counts == [1, 1, 1]
+    assert all(a.flags.writeable for a in writable)

@@ -106,6 +106,18 @@ def _common_order(arrays: tuple[np.ndarray, ...]) -> tuple[int, ...] | None:
     return None
 
 
+def _read_only(operands) -> None:
+    """Mark a kernel's input views read-only (fresh views: their owners are unaffected).
+
+    numba compiles a kernel once per argument type, and a read-only array is a type of its
+    own: inputs arriving writable on one call and read-only on the next (frozen constants,
+    realised buffers) would compile and cache each kernel up to 2**inputs times. Every input
+    read-only makes one compilation per dtype serve them all.
+    """
+    for a in operands:
+        a.setflags(write=False)
+
+
 def _nonempty_parts(n: int, want: int) -> int:
     """How many of ``want`` aligned spans of ``range(n)`` (kernels._span) are non-empty."""
     step = -(-n // want)
@@ -203,6 +215,7 @@ class NumbaBackend(Backend):
     def _run(self, name: str, flat: list[np.ndarray], n: int, out_dtype) -> np.ndarray:
         """Call the serial or parallel kernel ``name`` on 1-D operands; a new 1-D result."""
         out = self.pool.empty(n, out_dtype)
+        _read_only(flat)
         if n >= self.parallel_min and self._numba.get_num_threads() > 1:
             self._par[name](*flat, out, self._numba.get_num_threads())
         elif n:
@@ -352,6 +365,7 @@ class NumbaBackend(Backend):
         Sums come back in the accumulator dtype (float64 or int64), maxima in x3's dtype.
         """
         a, r, b = x3.shape
+        _read_only((x3,))
         if op == "sum":
             acc = np.float64 if x3.dtype.kind == "f" else np.int64
             new = np.zeros

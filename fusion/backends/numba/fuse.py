@@ -606,6 +606,7 @@ def run(kernel: Kernel, inputs, views, constants, shape: tuple[int, ...],
         args += [out, np.asarray(loops, np.int64)]
     for data, view in zip(inputs, views, strict=True):
         flat = np.ascontiguousarray(data).reshape(-1)
+        flat.setflags(write=False)  # one compilation for read-only and writable inputs alike
         args += [flat, np.asarray(view.strides, np.int64).reshape(ndim), view.offset]
         if view.mask is not None:
             args += [np.asarray(view.mask, np.int64).reshape(ndim, 2),
