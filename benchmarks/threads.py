@@ -70,6 +70,7 @@ def child(workload: str, scale: float) -> dict:
 
     import fusion
 
+    sys.path.append(str(HERE))  # training.py's neighbours, now that fusion is the package
     if workload.startswith("mnist"):
         training = _training_module()
         batch = 1024 if "b1024" in workload else 128

@@ -673,6 +673,7 @@ def launcher(kernel: Kernel, inputs, views, constants: list, shape: tuple[int, .
                 return None
             inner[i] = "o"
         flat = data.reshape(-1)
+        flat.setflags(write=False)  # as in run: one compilation serves both
         args += [flat, np.asarray(view.strides, np.int64).reshape(ndim), view.offset]
         if view.mask is not None:
             args += [np.asarray(view.mask, np.int64).reshape(ndim, 2),
