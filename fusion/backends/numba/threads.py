@@ -18,8 +18,8 @@ The policy, applied when the backend starts:
    :data:`BLAS_PARALLEL_MIN` multiply-adds per matrix and all of its threads above, where the
    product is long enough to amortise waking them. This holds whether or not numba's threads
    have started: BLAS's threads clash with any other work on the cores, and on a shared
-   machine a training step whose kernels all ran serially took 5 to 7 times longer with two
-   BLAS threads than with one (``python benchmarks/threads.py``; figures in docs/numba.md).
+   machine a training step whose kernels all ran serially took about 5 times longer with
+   two BLAS threads than with one (``python benchmarks/threads.py``; figures in docs/numba.md).
    An integer fixes the count; ``keep`` leaves BLAS as it is. BLAS's thread count is restored
    after each call, so numpy code elsewhere in the process is unaffected. Controlling BLAS
    needs ``threadpoolctl``; without it, BLAS keeps its own threads.
