@@ -13,16 +13,18 @@ The policy, applied when the backend starts:
    parallel launch, which is why only work above ``FUSION_NUMBA_PARALLEL_MIN`` elements runs in
    parallel. It takes effect only if no OpenMP runtime was loaded before numba's first parallel
    kernel (another library that loaded libgomp first keeps its own setting).
-2. The contraction (matmul through BLAS) runs single-threaded unless the product is large
+2. Once numba's thread pool has started (a parallel kernel ran), the contraction (matmul
+   through BLAS) runs single-threaded unless the product is large
    (``FUSION_NUMBA_BLAS_THREADS``): ``auto`` (default) gives BLAS one thread below
    :data:`BLAS_PARALLEL_MIN` multiply-adds per matrix and all of its threads above, where the
-   product is long enough to amortise waking them. This holds whether or not numba's threads
-   have started: BLAS's threads clash with any other work on the cores, and on a shared
-   machine a training step whose kernels all ran serially took about 5 times longer with
-   two BLAS threads than with one (``python benchmarks/threads.py``; figures in docs/numba.md).
-   An integer fixes the count; ``keep`` leaves BLAS as it is. BLAS's thread count is restored
-   after each call, so numpy code elsewhere in the process is unaffected. Controlling BLAS
-   needs ``threadpoolctl``; without it, BLAS keeps its own threads.
+   product is long enough to amortise waking them; before any parallel kernel, BLAS keeps its
+   threads: nothing of the backend's competes for the cores (a jitted training step at batch
+   128, whose fused kernels all run serially, took 1.2 ms with two BLAS threads against 1.9 ms
+   with one, on a 2-core machine at load 3; a heavily loaded machine favours one thread, where
+   ``FUSION_NUMBA_BLAS_THREADS=1`` helps). An integer fixes the count; ``keep`` leaves BLAS
+   as it is. BLAS's thread count is restored after each call, so numpy code
+   elsewhere in the process is unaffected. Controlling BLAS needs ``threadpoolctl``; without
+   it, BLAS keeps its own threads.
 
 numba's own thread count is honoured throughout: ``NUMBA_NUM_THREADS`` at start-up,
 ``numba.set_num_threads`` at run time; with one thread every kernel runs serially.
@@ -93,8 +95,17 @@ def blas_threads_for(macs: int, setting: str | int = "auto") -> int | None:
     if setting == "keep" or macs < _BLAS_SINGLE_BELOW:
         return None  # OpenBLAS runs such small products on one thread by itself
     if setting == "auto":
-        return None if macs >= BLAS_PARALLEL_MIN else 1
+        if macs >= BLAS_PARALLEL_MIN or not numba_threads_started():
+            return None
+        return 1
     return setting
+
+
+def numba_threads_started() -> bool:
+    """Whether numba's thread pool exists (a parallel kernel ran in this process)."""
+    from numba.np.ufunc import parallel
+
+    return getattr(parallel, "_is_initialized", True)
 
 
 @contextlib.contextmanager
