@@ -392,3 +392,25 @@ def test_kept_losses_do_not_keep_their_graphs_memory(backend):
     retained = _mlp_bytes_per_kept_loss(backend, 20, retain=True)
     assert retained > 4 * activation  # the measure sees what a graph holds
     assert freed < activation / 2, f"{freed:.0f} bytes per kept loss"
+
+
+def test_leaf_grads_through_a_transpose_and_an_add_share_no_memory(backend):
+    # z = x.T + w hands one gradient to both branches; x's arrives as a view of it. Whichever
+    # leaf is reached first, the two gradients must be arrays of their own.
+    x = fusion.Tensor(np.ones((3, 2), np.float32), requires_grad=True, backend=backend)
+    w = fusion.Tensor(np.ones((2, 3), np.float32), requires_grad=True, backend=backend)
+    (x.T + w).sum().backward()
+    gx, gw = x.grad.numpy(), w.grad.numpy()
+    assert not np.shares_memory(x.grad.data.data, w.grad.data.data)
+    np.testing.assert_array_equal(gx, np.ones((3, 2)))
+    np.testing.assert_array_equal(gw, np.ones((2, 3)))
+
+
+def test_a_weight_gradient_from_a_product_is_its_own_memory(backend):
+    x = fusion.Tensor(np.arange(6, dtype=np.float32).reshape(3, 2), requires_grad=True,
+                      backend=backend)
+    w = fusion.Tensor(np.ones((3, 2), np.float32), requires_grad=True, backend=backend)
+    (x @ w.T).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), np.ones((3, 3)) @ np.arange(6).reshape(3, 2))
+    np.testing.assert_allclose(x.grad.numpy(), np.ones((3, 3)) @ np.ones((3, 2)))
+    assert not np.shares_memory(x.grad.data.data, w.grad.data.data)

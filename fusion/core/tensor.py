@@ -35,6 +35,7 @@ from .dtypes import (
     to_dtype,
 )
 from .grad_mode import _grad_enabled
+from .ops import ContractOp
 
 _SCALARS = (bool, int, float, np.bool_, np.integer, np.floating)
 #: numpy dtypes that are exactly a Fusion dtype (what from_numpy can share without converting)
@@ -62,6 +63,8 @@ def _apply(fn: type[F.Function], *tensors: Tensor, **kwargs) -> Tensor:
 _new = object.__new__
 #: sys.getrefcount of a buffer held by one tensor alone, measured as _owns_storage measures it
 _SOLE_REFS = 3
+#: sys.getrefcount of a buffer held by one local variable alone (the call adds one).
+_UNSHARED_REFS = 2
 
 
 def _owns_storage(t: Tensor) -> bool:
@@ -446,9 +449,15 @@ class Tensor:
             if ctx is None:
                 if grad is not None:
                     # a copy: the incoming gradient may be ``gradient`` itself, or go to
-                    # another leaf too (x + w hands both the same one)
-                    node.grad = _wrap(grad.copy() if node.grad is None
-                                      else node.grad.data.add(grad))
+                    # another leaf too (x + w hands both the same one), or be a view of
+                    # memory another gradient holds. A product's result that nothing else
+                    # holds (a Linear weight's gradient) is new memory of its own already.
+                    if node.grad is not None:
+                        grad = node.grad.data.add(grad)
+                    elif grad.op is not ContractOp.CONTRACT or \
+                            sys.getrefcount(grad) != _UNSHARED_REFS:
+                        grad = grad.copy()
+                    node.grad = _wrap(grad)
                     leaves.append(node.grad.data)
                     grad_leaves.append(node)
                 continue
@@ -462,6 +471,7 @@ class Tensor:
                         continue
                     key = id(parent)
                     grads[key] = pgrad if key not in grads else grads[key].add(pgrad)
+                parent_grads = pgrad = None  # the gradients are held by ``grads`` alone
             if not retain_graph:
                 ctx.release()
                 ctx.parents = tuple([_stand_in(parent, freed) for parent in ctx.parents])
