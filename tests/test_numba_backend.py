@@ -475,6 +475,13 @@ def test_cache_dir_per_xdist_worker(tmp_path):
     assert config.cache_dir({"PYTEST_XDIST_WORKER": "gw0"}).endswith("gw0")
 
 
+def test_numpy_below_setting():
+    assert config.numpy_below({}) == config.DEFAULT_NUMPY_BELOW
+    assert config.numpy_below({"FUSION_NUMBA_NUMPY_BELOW": "0"}) == 0
+    with pytest.raises(ValueError, match="FUSION_NUMBA_NUMPY_BELOW"):
+        config.numpy_below({"FUSION_NUMBA_NUMPY_BELOW": "many"})
+
+
 def test_backend_registered_and_selected_by_environment():
     code = "import fusion; b = fusion.get_backend(); assert type(b).__name__ == 'NumbaBackend', b"
     env = dict(os.environ, FUSION_BACKEND="numba")
