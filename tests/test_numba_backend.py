@@ -414,6 +414,17 @@ def test_contract(serial, ref, dtype):
     assert_same(serial.contract(x, y), ref.contract(x, y))
 
 
+def test_contract_of_large_operands_in_pooled_memory(serial):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 300, 40)).astype(np.float32)
+    y = rng.standard_normal((2, 40, 200)).astype(np.float32)  # a 480 KB result: pooled
+    for _ in range(2):  # the second product reuses the first one's memory
+        got = serial.contract(x, np.ascontiguousarray(y.transpose(0, 2, 1)).transpose(0, 2, 1))
+        assert got.shape == (2, 300, 200) and got.flags.c_contiguous
+        np.testing.assert_allclose(got, x @ y, rtol=1e-5, atol=1e-5)
+        del got
+
+
 # --- edge shapes ---------------------------------------------------------------------------------
 
 

@@ -442,14 +442,6 @@ def realize(buffers: Iterable[Buffer]) -> None:
         if not (fuse or debug or _lazy_mode.stats.tracking):
             _run_in_order(_toposort(targets))
             continue
-        if fuse and not debug and not _lazy_mode.stats.tracking:
-            # a backend that fuses only from some size on: small work runs primitive by
-            # primitive without the cost of a schedule
-            limit = getattr(backend, "fuse_min", 0)
-            order = _toposort(targets)
-            if limit and all(math.prod(n.shape) < limit for n in order):
-                _run_in_order(order)
-                continue
         _run_schedule(backend, targets, fuse, debug)
 
 
@@ -500,11 +492,20 @@ def _run_in_order(order: list[Buffer]) -> None:
 def _run_schedule(backend: Backend, targets: list[Buffer], fuse: bool, debug: int) -> None:
     from .schedule import schedule
 
+    order = _toposort(targets)
+    if fuse and not debug and not _lazy_mode.stats.tracking:
+        # a backend that fuses only from some size on: small work runs primitive by
+        # primitive without the cost of a schedule
+        limit = getattr(backend, "fuse_min", 0)
+        if limit and all(math.prod(n.shape) < limit for n in order):
+            _run_in_order(order)
+            return
     fusable = getattr(backend, "fusable", None) if fuse else None
     # a backend that may run some kernels primitive by primitive stores what those compute:
     # recomputing a shared node in another kernel would then only repeat work
     items = schedule(targets, recompute=fuse and fusable is None,
-                     rows=fuse and getattr(backend, "row_reductions", False))
+                     rows=fuse and getattr(backend, "row_reductions", False), order=order)
+    del order  # a node is freed once no item needs it
     stats = _lazy_mode.stats
     for i, item in enumerate(items):
         items[i] = None

@@ -527,6 +527,10 @@ class NumbaBackend(Backend):
         BLAS is faster than any loop numba compiles; see :mod:`.threads` for how its threads
         and numba's share the cores.
         """
+        if out is None and x.dtype == y.dtype and x.dtype.itemsize * x.shape[-2] * y.shape[-1] \
+                >= self.pool.min_bytes:  # a large result in reused memory (see .pool)
+            shape = (*np.broadcast_shapes(x.shape[:-2], y.shape[:-2]), x.shape[-2], y.shape[-1])
+            out = self.pool.empty(math.prod(shape), x.dtype).reshape(shape)
         count = threads.blas_threads_for(x.shape[-2] * x.shape[-1] * y.shape[-1], self.blas_threads)
         if count is None:
             return np.matmul(x, y, out=out)

@@ -39,6 +39,8 @@ class BufferPool:
     def __init__(self, limit_bytes: int) -> None:
         gil = getattr(sys, "_is_gil_enabled", lambda: True)()
         self.limit = limit_bytes if gil else 0
+        #: Smaller arrays are left to malloc (:meth:`empty` allocates them fresh).
+        self.min_bytes = MIN_BYTES if self.limit else 1 << 62
         self.held = 0
         self._blocks: dict[int, list[np.ndarray]] = {}
         self._lock = threading.Lock()  # a free block must go to one caller only
@@ -63,7 +65,7 @@ class BufferPool:
         """An uninitialised 1-D array of ``n`` elements of ``dtype``."""
         dtype = np.dtype(dtype)
         nbytes = n * dtype.itemsize
-        if nbytes < MIN_BYTES or not self.limit:
+        if nbytes < self.min_bytes:
             return np.empty(n, dtype)
         with self._lock:
             blocks = self._blocks.setdefault(nbytes, [])
