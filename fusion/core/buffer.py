@@ -32,6 +32,7 @@ from .ops import (
     ARITY,
     COMPARISONS,
     ELEMENTWISE,
+    PRIMITIVES,
     ContractOp,
     LoadOp,
     MovementOp,
@@ -51,8 +52,8 @@ _CONSTANTS_MAX = 512
 _new = object.__new__
 #: Marks the FULL nodes of :meth:`Buffer.constant` (internal operands, read-only once realised).
 _READ_ONLY = "read-only"
-#: The backend method of each movement op (an enum's ``.value`` is slow on a hot path).
-_METHOD = {op: op.value for op in MovementOp}
+#: The backend method of each op (an enum's ``.value`` is slow on a hot path).
+_METHOD = {op: op.value for group in (*PRIMITIVES, ContractOp) for op in group}
 _lazy_var = _lazy_mode._lazy
 _stats = _lazy_mode.stats
 
@@ -475,7 +476,7 @@ def _run_primitive(node: Buffer) -> None:
         else:
             data = _filled(backend, node.shape, node.arg[0], node.dtype)
     else:
-        data = getattr(backend, op.value)(*[s._data for s in node.srcs], *node.arg)
+        data = getattr(backend, _METHOD[op])(*[s._data for s in node.srcs], *node.arg)
         if not isinstance(op, MovementOp):
             _lazy_mode.stats.primitives += 1
     node._data = data
