@@ -131,11 +131,13 @@ class NumbaBackend(Backend):
 
     Below ``numpy_below`` elements (``FUSION_NUMBA_NUMPY_BELOW``, default 4096) a primitive is
     one numpy call instead: a numba kernel is no faster there, and the wrapper that lays out
-    its operands costs several times numpy's dispatch. The results are the same as the
-    kernels' in every case the kernels define (integer wrap-around, ``x // 0 == 0``, NaN in
-    maximum, bool sums as "any", sums accumulated in float64 or int64); bool powers, which
-    numpy would turn into int8, and 0-d arrays, which numpy's ufuncs give back as scalars,
-    always take the kernels.
+    its operands costs several times numpy's dispatch. Only exactly rounded primitives do so
+    (arithmetic, sqrt, comparisons, where, casts, maximum, sums and maxima), so the results
+    are the kernels' to the bit (integer wrap-around, ``x // 0 == 0``, NaN in maximum, bool
+    sums as "any", sums accumulated in float64 or int64) and a plain step agrees with the
+    fused kernels of a jitted one. exp, log, sin and pow (whose last bits differ between
+    numpy's and the kernels' implementations) and 0-d arrays (which numpy's ufuncs give back
+    as scalars) always take the kernels.
     """
 
     capabilities = frozenset({"float64", "int64", "views", "fuse", "assign"})
@@ -246,8 +248,9 @@ class NumbaBackend(Backend):
         return out
 
     # --- unary ---------------------------------------------------------------------------
-    # Each primitive runs as one numpy call below ``numpy_below`` elements (see the class
-    # docstring); 0-d arrays take the kernels, as numpy's ufuncs give them back as scalars.
+    # The exactly rounded primitives run as one numpy call below ``numpy_below`` elements (see
+    # the class docstring); 0-d arrays take the kernels, as numpy's ufuncs give them back as
+    # scalars. exp, log, sin and pow always take the kernels.
     def neg(self, x):
         _require_numeric("neg", x)
         if x.size < self.numpy_below and x.ndim:
@@ -256,14 +259,10 @@ class NumbaBackend(Backend):
 
     def exp(self, x):
         _require_float("exp", x)
-        if x.size < self.numpy_below and x.ndim:
-            return np.exp(x)
         return self._map("exp", x.dtype, x)
 
     def log(self, x):
         _require_float("log", x)
-        if x.size < self.numpy_below and x.ndim:
-            return np.log(x)
         return self._map("log", x.dtype, x)
 
     def sqrt(self, x):
@@ -280,8 +279,6 @@ class NumbaBackend(Backend):
 
     def sin(self, x):
         _require_float("sin", x)
-        if x.size < self.numpy_below and x.ndim:
-            return np.sin(x)
         return self._map("sin", x.dtype, x)
 
     def cast(self, x, dtype: DType):
@@ -318,8 +315,6 @@ class NumbaBackend(Backend):
     def pow(self, x, y):
         if x.dtype.kind in _INT_KINDS and y.size and (np.min(y) < 0):
             raise ValueError("Integers to negative integer powers are not allowed.")
-        if x.size < self.numpy_below and x.ndim and x.dtype.kind != "b":
-            return np.power(x, y)  # numpy's bool power gives int8: bools take the kernel
         return self._map("pow", x.dtype, x, y)
 
     def maximum(self, x, y):
