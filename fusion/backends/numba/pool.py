@@ -29,8 +29,10 @@ import numpy as np
 
 POOL_ENV = "FUSION_NUMBA_POOL_MB"
 DEFAULT_POOL_MB = 512
-#: Arrays from this size (glibc's initial mmap threshold) are pooled; malloc reuses smaller ones.
-MIN_BYTES = 1 << 17
+#: Arrays from this size are pooled. From 128 KB (glibc's initial mmap threshold) malloc does
+#: not reliably reuse memory either, but the pool keeps every block it ever made (up to its
+#: limit), so it starts a step above, where the page faults cost most.
+MIN_BYTES = 1 << 18
 
 
 class BufferPool:
