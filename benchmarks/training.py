@@ -187,6 +187,42 @@ def run(shapes: list[str], backends: list[str], steps: dict[str, int]) -> None:
             plain, jitted = results[f"fusion {name}"][1], results[f"fusion {name} jit"][1]
             print(f"{label:<24} {'jit vs plain ' + name:<20} {plain / jitted:20.2f}x faster "
                   "(plain step time / jitted step time)")
+            print(f"{label:<24} {'calls ' + name:<20} "
+                  f"{backend_calls(implementations[f'fusion {name}'], name)}")
+
+
+def backend_calls(step: Callable, backend: str) -> str:
+    """What one call of ``step`` asks of ``backend``: fused kernels, contractions (matmul) and
+    the other computing primitives (elementwise and reductions; views and fills left out),
+    counted by wrapping the backend's methods for that one call."""
+    from collections import Counter
+
+    from fusion.core.ops import ELEMENTWISE, ReduceOp
+
+    impl = fusion.get_backend(backend)
+    primitives = {op.value for op in ELEMENTWISE} | {op.value for op in ReduceOp}
+    names = [n for n in (*sorted(primitives), "fuse", "contract") if hasattr(impl, n)]
+    counts: Counter = Counter()
+    saved = {n: impl.__dict__[n] for n in names if n in impl.__dict__}
+    def counting(name: str, method: Callable) -> Callable:
+        def counted(*args, **kwargs):
+            counts[name] += 1
+            return method(*args, **kwargs)
+        return counted
+
+    for name in names:
+        setattr(impl, name, counting(name, getattr(impl, name)))
+    try:
+        step()
+    finally:
+        for name in names:
+            if name in saved:
+                setattr(impl, name, saved[name])
+            else:
+                delattr(impl, name)
+    others = sum(counts[n] for n in primitives)
+    return (f"{counts['fuse']} fused kernels, {counts['contract']} matmuls, "
+            f"{others} other primitives per plain step")
 
 
 # --- what a replay runs ------------------------------------------------------------------------

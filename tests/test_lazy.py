@@ -380,6 +380,56 @@ def test_shape_errors_are_raised_where_the_op_is_written(lazy_backend):
     assert not a.data.realized and not b.data.realized
 
 
+@pytest.mark.skipif("numba" not in LAZY_BACKENDS, reason="needs the numba backend")
+def test_work_below_fuse_min_runs_when_made(monkeypatch):
+    """numba fuses kernels from ``fuse_min`` elements on: smaller work whose sources are
+    computed runs at once, larger work stays lazy, and the values are numpy's."""
+    backend = fusion.get_backend("numba")
+    monkeypatch.setattr(backend, "fuse_min", 64)
+    small = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+    x = fusion.Tensor(small, backend="numba")
+    y = (x * 2 - 1).exp().sum(1)
+    assert y.data.realized and not y.data.srcs
+    np.testing.assert_allclose(y.numpy(), np.exp(small * 2 - 1).sum(1), rtol=1e-6)
+    big = np.linspace(-1, 1, 128, dtype=np.float32).reshape(8, 16)
+    b = fusion.Tensor(big, backend="numba")
+    z = (b * 3).exp()
+    assert not z.data.realized  # 128 elements: one kernel, when needed
+    assert not b.sum(1).data.realized  # a reduction counts the elements it reads
+    np.testing.assert_allclose(z.numpy(), np.exp(big * 3), rtol=1e-6)
+    monkeypatch.setattr(lazy_mode.stats, "tracking", True)  # counting kernels: all lazy
+    assert not (x * 2).data.realized
+
+
+@pytest.mark.skipif("numba" not in LAZY_BACKENDS, reason="needs the numba backend")
+def test_a_small_constant_expanded_into_a_large_kernel_stays_a_scalar(monkeypatch):
+    from fusion.core.buffer import Buffer
+
+    backend = fusion.get_backend("numba")
+    monkeypatch.setattr(backend, "fuse_min", 64)
+    b = Buffer.from_numpy(backend, np.ones((8, 16), np.float32), fusion.float32)
+    three = Buffer.full(backend, (), 3.0, fusion.float32).reshape((1, 1)).expand((8, 16))
+    assert not three.realized
+    out = b.mul(three)
+    (item,) = schedule([out])
+    ops = [ins.op for ins in item.kernel.instructions]
+    assert ops.count(Leaf.CONST) == 1 and ops.count(Leaf.INPUT) == 1
+    np.testing.assert_array_equal(out.numpy(), np.full((8, 16), 3.0, np.float32))
+
+
+@pytest.mark.skipif("numba" not in LAZY_BACKENDS, reason="needs the numba backend")
+def test_a_contraction_runs_when_made_and_realises_what_it_reads(monkeypatch):
+    backend = fusion.get_backend("numba")
+    monkeypatch.setattr(backend, "fuse_min", 64)
+    rng = np.random.default_rng(3)
+    a, w = rng.standard_normal((8, 16), np.float32), rng.standard_normal((16, 3), np.float32)
+    pending = fusion.Tensor(a, backend="numba").relu() * 2  # 128 elements: lazy
+    assert not pending.data.realized
+    out = pending @ fusion.Tensor(w, backend="numba")
+    assert out.data.realized and pending.data.realized
+    np.testing.assert_allclose(out.numpy(), (np.maximum(a, 0) * 2) @ w, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("lazy_backend", LAZY_BACKENDS)
 def test_eager_context_realises_at_once(lazy_backend):
     x = fusion.ones(3, backend=lazy_backend)

@@ -1,8 +1,9 @@
 """The numba backend, primitive by primitive, against the numpy backend as the reference.
 
-Each primitive runs on every dtype it applies to, serially and through the parallel kernels
-(a second backend instance whose parallel threshold is lowered, so that small arrays take the
-parallel path), on contiguous and non-contiguous inputs, with NaN, inf, division by zero and
+Each primitive runs on every dtype it applies to, three ways: as the backend runs small arrays
+(one numpy call each, below ``numpy_below``), through the serial kernels and through the
+parallel kernels (backend instances whose thresholds are lowered, so that small arrays take
+those paths), on contiguous and non-contiguous inputs, with NaN, inf, division by zero and
 empty arrays.
 """
 
@@ -39,19 +40,33 @@ def ref():
 
 
 @pytest.fixture(scope="module")
+def small():
+    return fusion.get_backend("numba")  # as shipped: these small arrays take numpy's calls
+
+
+@pytest.fixture(scope="module")
 def serial():
-    return fusion.get_backend("numba")
+    backend = NumbaBackend()
+    backend.numpy_below = 0  # every primitive runs its numba kernel, even on tiny arrays
+    return backend
 
 
 @pytest.fixture(scope="module")
 def parallel():
     backend = NumbaBackend()
+    backend.numpy_below = 0
     backend.parallel_min = 1  # every kernel takes its parallel path, even on tiny arrays
     return backend
 
 
-@pytest.fixture(params=["serial", "parallel"])
+@pytest.fixture(params=["small", "serial", "parallel"])
 def nb(request):
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(params=["small", "serial"])
+def one(request):
+    """The backend as shipped, and its serial kernels."""
     return request.getfixturevalue(request.param)
 
 
@@ -110,11 +125,11 @@ def test_neg(nb, ref, dtype):
         assert_same(nb.neg(x), ref.neg(x))
 
 
-def test_neg_wraps_and_refuses_bool(serial):
+def test_neg_wraps_and_refuses_bool(one):
     x = np.array([np.iinfo(np.int32).min, 5], np.int32)
-    np.testing.assert_array_equal(serial.neg(x), np.array([np.iinfo(np.int32).min, -5], np.int32))
+    np.testing.assert_array_equal(one.neg(x), np.array([np.iinfo(np.int32).min, -5], np.int32))
     with pytest.raises(TypeError):
-        serial.neg(np.array([True]))
+        one.neg(np.array([True]))
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -147,14 +162,14 @@ def test_exp_log_special_values(nb, dtype):
 
 @pytest.mark.parametrize("src", DTYPES)
 @pytest.mark.parametrize("dst", DTYPES)
-def test_cast(serial, ref, src, dst):
+def test_cast(one, ref, src, dst):
     x = data(src)
     if src in FLOATS and dst in INTS:
         x = np.nan_to_num(x, nan=1.5, posinf=7.9, neginf=-7.9)  # in range: defined results
         x[x == 1e-30] = -2.5
         x[x == -1e30] = 2.5
     target = fusion.core.dtypes.to_dtype(dst)
-    assert_same(serial.cast(x, target), ref.cast(x, target))
+    assert_same(one.cast(x, target), ref.cast(x, target))
 
 
 @pytest.mark.parametrize(
@@ -233,10 +248,10 @@ def test_pow_int(nb, ref, dtype):
         nb.pow(x, -np.ones_like(x))
 
 
-def test_pow_bool_stays_bool(serial):
+def test_pow_bool_stays_bool(one):
     x = np.array([True, True, False, False])
     y = np.array([True, False, True, False])
-    got = serial.pow(x, y)  # the numpy backend gives int8 here (numpy's bool power)
+    got = one.pow(x, y)  # the numpy backend gives int8 here (numpy's bool power)
     np.testing.assert_array_equal(got, np.array([True, True, False, True]))
     assert got.dtype == np.bool_
 
@@ -302,16 +317,16 @@ def test_reduce_max(nb, ref, dtype, axes):
         assert_same(nb.reduce_max(v, axes), ref.reduce_max(v, axes))
 
 
-def test_reduce_bool_sum_is_any(serial):
+def test_reduce_bool_sum_is_any(one):
     x = np.array([[False, False], [True, False]])
-    got = serial.reduce_sum(x, (0,))
+    got = one.reduce_sum(x, (0,))
     assert got.dtype == np.bool_
     np.testing.assert_array_equal(got, [[True, False]])
 
 
-def test_reduce_int32_sum_wraps_in_int32(serial):
+def test_reduce_int32_sum_wraps_in_int32(one):
     x = np.full((3,), np.iinfo(np.int32).max, np.int32)
-    got = serial.reduce_sum(x, (0,))
+    got = one.reduce_sum(x, (0,))
     assert got.dtype == np.int32
     np.testing.assert_array_equal(got, x.sum(dtype=np.int32, keepdims=True))
 
@@ -326,13 +341,13 @@ def test_reduce_nan_and_inf(nb, dtype):
         np.testing.assert_allclose(nb.reduce_sum(x, axes), want, rtol=RTOL[dtype])
 
 
-def test_reduce_empty(serial, ref):
+def test_reduce_empty(one, ref):
     x = np.zeros((0, 3), np.float32)
-    assert_same(serial.reduce_sum(x, (0,)), ref.reduce_sum(x, (0,)))
-    assert_same(serial.reduce_sum(x, (1,)), ref.reduce_sum(x, (1,)))
-    assert_same(serial.reduce_max(x, (1,)), ref.reduce_max(x, (1,)))
+    assert_same(one.reduce_sum(x, (0,)), ref.reduce_sum(x, (0,)))
+    assert_same(one.reduce_sum(x, (1,)), ref.reduce_sum(x, (1,)))
+    assert_same(one.reduce_max(x, (1,)), ref.reduce_max(x, (1,)))
     with pytest.raises(ValueError, match="zero-size array"):
-        serial.reduce_max(x, (0,))
+        one.reduce_max(x, (0,))
 
 
 @pytest.mark.parametrize(
@@ -399,6 +414,17 @@ def test_contract(serial, ref, dtype):
     assert_same(serial.contract(x, y), ref.contract(x, y))
 
 
+def test_contract_of_large_operands_in_pooled_memory(serial):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 300, 40)).astype(np.float32)
+    y = rng.standard_normal((2, 40, 200)).astype(np.float32)  # a 480 KB result: pooled
+    for _ in range(2):  # the second product reuses the first one's memory
+        got = serial.contract(x, np.ascontiguousarray(y.transpose(0, 2, 1)).transpose(0, 2, 1))
+        assert got.shape == (2, 300, 200) and got.flags.c_contiguous
+        np.testing.assert_allclose(got, x @ y, rtol=1e-5, atol=1e-5)
+        del got
+
+
 # --- edge shapes ---------------------------------------------------------------------------------
 
 
@@ -458,6 +484,13 @@ def test_cache_dir_per_xdist_worker(tmp_path):
     assert config.cache_dir({"NUMBA_CACHE_DIR": str(tmp_path)}) == str(tmp_path)
     assert config.cache_dir({}) is None
     assert config.cache_dir({"PYTEST_XDIST_WORKER": "gw0"}).endswith("gw0")
+
+
+def test_numpy_below_setting():
+    assert config.numpy_below({}) == config.DEFAULT_NUMPY_BELOW
+    assert config.numpy_below({"FUSION_NUMBA_NUMPY_BELOW": "0"}) == 0
+    with pytest.raises(ValueError, match="FUSION_NUMBA_NUMPY_BELOW"):
+        config.numpy_below({"FUSION_NUMBA_NUMPY_BELOW": "many"})
 
 
 def test_backend_registered_and_selected_by_environment():

@@ -25,6 +25,13 @@ from fusion.backends.numba import fuse  # noqa: E402
 rng = np.random.default_rng(7)
 
 
+@pytest.fixture(autouse=True)
+def lazy_at_every_size(monkeypatch):
+    """numba runs work below its ``fuse_min`` when it is made; here every graph stays lazy, so
+    that the scheduler cuts these small expressions into the kernels under test."""
+    monkeypatch.setattr(fusion.get_backend("numba"), "fuse_min", 0)
+
+
 def _t(shape, dtype="float32", low=-3, high=3):
     if dtype.startswith("int"):
         data = rng.integers(low, high, shape).astype(dtype)
@@ -160,6 +167,7 @@ def test_kernels_are_cached_on_disk_across_processes(tmp_path):
         import numpy as np, fusion
         from fusion.backends.numba import fuse
         from fusion.core.schedule import schedule
+        fusion.get_backend("numba").fuse_min = 0  # small work stays lazy, to be scheduled
         x = fusion.Tensor(np.arange(12, dtype=np.float32).reshape(3, 4), backend="numba")
         items = schedule([((x * 3 + 1).exp() * x).sum(-1).data], recompute=True)
         (item,) = [i for i in items if i.fusable]

@@ -76,6 +76,11 @@ class Backend:
     #: that runs primitives one by one on arrays whose movement ops are free views anyway)
     #: sets False, and every primitive then runs the moment it is called.
     lazy: bool = True
+    #: On a lazy backend that fuses (see ``fuse`` below), the number of elements from which a
+    #: kernel is worth running whole. Work on fewer elements, whose sources are computed,
+    #: runs the moment it is called, as on an eager backend: a lazy graph of it would only
+    #: add bookkeeping. 0: everything is lazy.
+    fuse_min: int = 0
 
     # A backend is a process-wide service that tensors point to, never part of their value:
     # copy.deepcopy of a tensor or a model must keep pointing to the same one (tensors of
@@ -213,9 +218,9 @@ class Backend:
     # fusion.core.kernel.evaluate. Without it, the backend receives the kernel's primitives
     # one by one. With it, a backend may also define fusable(self, kernel, shape): where it
     # returns False (a kernel it does not compile, a size too small to gain), that kernel's
-    # primitives are sent one by one (and no shared node is recomputed); and an int attribute
-    # fuse_min: a realisation whose nodes all have fewer elements is not scheduled at all,
-    # its primitives go one by one.
+    # primitives are sent one by one (and no shared node is recomputed); and the int attribute
+    # fuse_min (above): a realisation whose nodes all have fewer elements is not scheduled at
+    # all, its primitives go one by one, and such work is not even recorded lazily.
 
     # --- optional: state that outlives a step -----------------------------------------------
     # persist(self, arrays): a list of arrays back, of the same values, computed now and kept

@@ -32,6 +32,7 @@ from .ops import (
     ARITY,
     COMPARISONS,
     ELEMENTWISE,
+    PRIMITIVES,
     ContractOp,
     LoadOp,
     MovementOp,
@@ -51,9 +52,10 @@ _CONSTANTS_MAX = 512
 _new = object.__new__
 #: Marks the FULL nodes of :meth:`Buffer.constant` (internal operands, read-only once realised).
 _READ_ONLY = "read-only"
-#: The backend method of each movement op (an enum's ``.value`` is slow on a hot path).
-_METHOD = {op: op.value for op in MovementOp}
+#: The backend method of each op (an enum's ``.value`` is slow on a hot path).
+_METHOD = {op: op.value for group in (*PRIMITIVES, ContractOp) for op in group}
 _lazy_var = _lazy_mode._lazy
+_stats = _lazy_mode.stats
 
 
 class Buffer:
@@ -117,15 +119,17 @@ class Buffer:
     def constant(backend: Backend, shape: tuple[int, ...], value, dtype: DType) -> Buffer:
         """Like :meth:`full`, but small results are cached and read-only: for internal
         operands only. (On a lazy backend, a scalar node of its own each time, read-only
-        once realised.)"""
-        if backend.lazy:
+        once realised, unless the work it takes part in runs at once: see :func:`_at_once`.)"""
+        if backend.lazy and not _at_once(backend, shape):
             return _lazy(backend, LoadOp.FULL, (), (value, _READ_ONLY), shape, dtype)
         if type(value) is HostScalar:  # recomputed by each replay of a captured step
-            return Buffer.full(backend, shape, value, dtype)
+            return _node(backend, LoadOp.FULL, (), (value,), shape, dtype,
+                         _filled(backend, shape, value, dtype))
         key = (backend, shape, dtype, value, type(value), str(value))
         found = _CONSTANTS.get(key)
         if found is None:
-            found = Buffer.full(backend, shape, value, dtype)
+            found = _node(backend, LoadOp.FULL, (), (value,), shape, dtype,
+                          _filled(backend, shape, value, dtype))
             if found.numel <= _FILL_LIMIT:
                 if isinstance(found._data, np.ndarray):
                     found._data.flags.writeable = False
@@ -137,7 +141,9 @@ class Buffer:
     def const(self, value) -> Buffer:
         """A buffer of this one's shape, dtype and backend, every element ``value``."""
         backend = self.backend
-        if not backend.lazy:  # the cache lookup of :meth:`constant`, without a call
+        if not backend.lazy or (math.prod(self.shape) < backend.fuse_min
+                                and not _stats.tracking):
+            # the cache lookup of :meth:`constant`, without a call (see :func:`_at_once`)
             found = _CONSTANTS.get((backend, self.shape, self.dtype, value, type(value),
                                     str(value)))
             if found is not None:
@@ -185,7 +191,7 @@ class Buffer:
         if dtype is self.dtype:
             return self
         backend = self.backend
-        if backend.lazy:
+        if backend.lazy and (self._data is None or not _at_once(backend, self.shape)):
             return _lazy(backend, UnaryOp.CAST, (self,), (dtype,), self.shape, dtype)
         return _node(backend, UnaryOp.CAST, (), (dtype,), self.shape, dtype,
                      backend.cast(self._data, dtype))
@@ -218,7 +224,8 @@ class Buffer:
 
     def _move(self, op: MovementOp, args: tuple, shape: tuple[int, ...]) -> Buffer:
         backend = self.backend
-        if backend.lazy:
+        if backend.lazy and (self._data is None or _stats.tracking
+                             or math.prod(shape) >= backend.fuse_min):  # see _at_once
             return _lazy(backend, op, (self,), args, shape, self.dtype)
         out = _new(Buffer)
         out.backend, out.op, out.srcs, out.arg = backend, op, (), args
@@ -235,7 +242,8 @@ class Buffer:
         backend = self.backend
         contract = getattr(backend, "contract", None)
         if contract is not None:
-            if backend.lazy:
+            if backend.lazy and (self._data is None or other._data is None
+                                 or not _at_once(backend, ())):  # never fused: any size
                 return _lazy(backend, ContractOp.CONTRACT, (self, other), (), shape, self.dtype)
             return _node(backend, ContractOp.CONTRACT, (), (), shape, self.dtype,
                          contract(self._data, other._data))
@@ -259,13 +267,83 @@ def _node(backend, op, srcs, arg, shape, dtype, data) -> Buffer:
 
 
 def _lazy(backend, op, srcs, arg, shape, dtype) -> Buffer:
-    """A new unrealised node, realised at once when laziness is off."""
+    """A new unrealised node, realised at once when laziness is off, or when it is work that
+    its backend would not fuse anyway (see :func:`_runs_now`)."""
     node = _node(backend, op, srcs, arg, shape, dtype, None)
     if not _lazy_var.get():  # eager: this primitive alone, now (its sources first if lazy)
         if any(s._data is None for s in srcs):
             realize(srcs)
         _run_primitive(node)
+    elif _runs_now(node):
+        _run_primitive(node)
     return node
+
+
+def _at_once(backend, shape: tuple[int, ...]) -> bool:
+    """Whether a lazy backend computes a primitive over ``shape`` (its sources computed) when
+    it is made, as an eager backend does: the backend fuses kernels only from ``fuse_min``
+    elements on and ``shape`` has fewer, so that a lazy graph would only add bookkeeping.
+    Any kernel such a node could be part of has as few elements and would run primitive by
+    primitive anyway: a node read through a view that makes it larger (an expand) is stored
+    by the scheduler before a kernel reads it. (A contraction, never fused, passes ``()``.)
+    Not while :data:`fusion.core.lazy.stats` is tracking: it counts the kernels of a graph."""
+    return math.prod(shape) < backend.fuse_min and not _stats.tracking
+
+
+def _runs_now(node: Buffer) -> bool:
+    """Whether a new ``node`` whose sources are not all computed runs at once anyway (see
+    :func:`_at_once`): those sources are views of computed buffers or of constants, realised
+    here. A constant or a view of one stays lazy itself, so that a kernel that reads it
+    expanded to a large shape takes it as a scalar; a node over pending work stays lazy and is
+    realised with it. A contraction is the exception: what it reads is stored in any schedule,
+    so its pending sources are realised here, and the small work after it need not wait."""
+    op = node.op
+    if op is LoadOp.FULL:
+        return False
+    if op is ContractOp.CONTRACT:
+        if not _at_once(node.backend, ()):
+            return False
+        realize(node.srcs)
+        return True
+    work = node.srcs[0].shape if type(op) is ReduceOp else node.shape
+    if not _at_once(node.backend, work):
+        return False
+    movement = type(op) is MovementOp
+    chains = []
+    for src in node.srcs:
+        if src._data is not None:
+            continue
+        chain = [src]
+        while type(chain[-1].op) is MovementOp and chain[-1]._data is None:
+            chain.append(chain[-1].srcs[0])
+        base = chain[-1]
+        if base._data is None and (movement or base.op is not LoadOp.FULL):
+            return False  # pending work, or a view of a constant: both stay lazy
+        chains.append(chain)
+    for chain in chains:
+        for step in reversed(chain):
+            if step._data is None:
+                _run_primitive(step)
+    return True
+
+
+def _read_only_fill(backend: Backend, shape, value, dtype: DType):
+    """The values of an internal constant, read-only; small ones are kept and shared (as
+    :meth:`Buffer.constant` keeps them on an eager backend)."""
+    small = math.prod(shape) <= _FILL_LIMIT and type(value) is not HostScalar
+    key = (backend, shape, dtype, value, type(value), str(value))
+    if small:
+        found = _CONSTANTS.get(key)
+        if found is not None:
+            return found._data
+    data = _filled(backend, shape, value, dtype)
+    if isinstance(data, np.ndarray):
+        data.flags.writeable = False
+        if small:
+            if len(_CONSTANTS) >= _CONSTANTS_MAX:
+                _CONSTANTS.clear()
+            _CONSTANTS[key] = Buffer(backend, data, shape, dtype)
+    return data
 
 
 def _filled(backend: Backend, shape, value, dtype: DType):
@@ -278,13 +356,16 @@ def _filled(backend: Backend, shape, value, dtype: DType):
 # --- the named methods, one generic path per group ----------------------------------------------
 # Binary and ternary operands share one shape and dtype: the frontend broadcasts and promotes
 # before it gets here (Tensor._broadcasted), so the hot path checks nothing; tests check it.
+# A lazy backend takes the eager path too for work that runs at once (:func:`_at_once`, written
+# out inline in the unary and binary methods, the hottest path).
 
 def _elementwise_method(op):
     name = op.value
     if ARITY[op] == 1:
         def method(self):
             backend = self.backend
-            if backend.lazy:
+            if backend.lazy and (self._data is None or _stats.tracking
+                                 or math.prod(self.shape) >= backend.fuse_min):
                 return _lazy(backend, op, (self,), (), self.shape, self.dtype)
             out = _new(Buffer)  # an eager node, built inline: this is every op's hot path
             out.backend, out.op, out.srcs, out.arg = backend, op, (), ()
@@ -297,7 +378,8 @@ def _elementwise_method(op):
         def method(self, other):
             backend = self.backend
             dtype = bool_ if comparison else self.dtype
-            if backend.lazy:
+            if backend.lazy and (self._data is None or other._data is None or _stats.tracking
+                                 or math.prod(self.shape) >= backend.fuse_min):
                 return _lazy(backend, op, (self, other), (), self.shape, dtype)
             out = _new(Buffer)
             out.backend, out.op, out.srcs, out.arg = backend, op, (), ()
@@ -308,7 +390,8 @@ def _elementwise_method(op):
         def method(self, x, y):
             """``self ? x : y`` with ``self`` a bool buffer."""
             backend = self.backend
-            if backend.lazy:
+            if backend.lazy and (self._data is None or x._data is None or y._data is None
+                                 or not _at_once(backend, x.shape)):
                 return _lazy(backend, op, (self, x, y), (), x.shape, x.dtype)
             out = _new(Buffer)
             out.backend, out.op, out.srcs, out.arg = backend, op, (), ()
@@ -327,7 +410,7 @@ def _reduce_method(op):
         """Reduce over ``axes`` (sorted, non-negative), keeping them with size 1."""
         shape = tuple(1 if i in axes else n for i, n in enumerate(self.shape))
         backend = self.backend
-        if backend.lazy:
+        if backend.lazy and (self._data is None or not _at_once(backend, self.shape)):
             return _lazy(backend, op, (self,), (axes,), shape, self.dtype)
         return _node(backend, op, (), (axes,), shape, self.dtype,
                      getattr(backend, name)(self._data, axes))
@@ -360,14 +443,6 @@ def realize(buffers: Iterable[Buffer]) -> None:
         if not (fuse or debug or _lazy_mode.stats.tracking):
             _run_in_order(_toposort(targets))
             continue
-        if fuse and not debug and not _lazy_mode.stats.tracking:
-            # a backend that fuses only from some size on: small work runs primitive by
-            # primitive without the cost of a schedule
-            limit = getattr(backend, "fuse_min", 0)
-            order = _toposort(targets)
-            if limit and all(math.prod(n.shape) < limit for n in order):
-                _run_in_order(order)
-                continue
         _run_schedule(backend, targets, fuse, debug)
 
 
@@ -396,11 +471,12 @@ def _run_primitive(node: Buffer) -> None:
     op = node.op
     backend = node.backend
     if op is LoadOp.FULL:
-        data = _filled(backend, node.shape, node.arg[0], node.dtype)
-        if node.arg[-1] is _READ_ONLY and isinstance(data, np.ndarray):
-            data.flags.writeable = False  # an internal constant: no one may write into it
+        if node.arg[-1] is _READ_ONLY:  # an internal constant: shared, and no one writes it
+            data = _read_only_fill(backend, node.shape, node.arg[0], node.dtype)
+        else:
+            data = _filled(backend, node.shape, node.arg[0], node.dtype)
     else:
-        data = getattr(backend, op.value)(*[s._data for s in node.srcs], *node.arg)
+        data = getattr(backend, _METHOD[op])(*[s._data for s in node.srcs], *node.arg)
         if not isinstance(op, MovementOp):
             _lazy_mode.stats.primitives += 1
     node._data = data
@@ -417,11 +493,20 @@ def _run_in_order(order: list[Buffer]) -> None:
 def _run_schedule(backend: Backend, targets: list[Buffer], fuse: bool, debug: int) -> None:
     from .schedule import schedule
 
+    order = _toposort(targets)
+    if fuse and not debug and not _lazy_mode.stats.tracking:
+        # a backend that fuses only from some size on: small work runs primitive by
+        # primitive without the cost of a schedule
+        limit = getattr(backend, "fuse_min", 0)
+        if limit and all(math.prod(n.shape) < limit for n in order):
+            _run_in_order(order)
+            return
     fusable = getattr(backend, "fusable", None) if fuse else None
     # a backend that may run some kernels primitive by primitive stores what those compute:
     # recomputing a shared node in another kernel would then only repeat work
     items = schedule(targets, recompute=fuse and fusable is None,
-                     rows=fuse and getattr(backend, "row_reductions", False))
+                     rows=fuse and getattr(backend, "row_reductions", False), order=order)
+    del order  # a node is freed once no item needs it
     stats = _lazy_mode.stats
     for i, item in enumerate(items):
         items[i] = None

@@ -30,9 +30,11 @@ primitives of each kernel one by one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 import numpy as np
 
@@ -48,12 +50,13 @@ class Leaf(Enum):
     CONST = "const"
 
 
-@dataclass(frozen=True)
-class Instruction:
+class Instruction(NamedTuple):
     """One step: ``op`` applied to the results of the instructions at positions ``srcs``.
 
     ``arg`` is the input's or constant's number for a :class:`Leaf`, the target dtype for
-    CAST, the reduced axes for a reduction; ``dtype`` is the result's.
+    CAST, the reduced axes for a reduction; ``dtype`` is the result's. (A named tuple: the
+    scheduler makes these for every kernel of every realisation, and tuples are made, hashed
+    and compared at C speed.)
     """
 
     op: Enum
@@ -82,11 +85,19 @@ class Kernel:
     instructions: tuple[Instruction, ...]
     ndim: int
     views: tuple[str, ...]  # the kind of view each input is read through
-    key: str = field(init=False, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        digest = hashlib.sha1(str(self).encode()).hexdigest()[:10]
-        object.__setattr__(self, "key", digest)
+    def __hash__(self) -> int:
+        # computed once: a backend looks its compiled kernels up by kernel at every launch
+        found = self.__dict__.get("_hash")
+        if found is None:
+            found = hash((self.instructions, self.ndim, self.views))
+            object.__setattr__(self, "_hash", found)
+        return found
+
+    @functools.cached_property
+    def key(self) -> str:
+        """A short digest of the structure (stable across processes)."""
+        return hashlib.sha1(str(self).encode()).hexdigest()[:10]
 
     @property
     def output(self) -> Instruction:

@@ -76,10 +76,11 @@ def _is_elementwise(node: Buffer) -> bool:
 
 
 class _Scheduler:
-    def __init__(self, targets: list[Buffer], recompute: bool, rows: bool = False):
+    def __init__(self, targets: list[Buffer], recompute: bool, rows: bool = False,
+                 order: list[Buffer] | None = None):
         self.recompute = recompute
         self.targets = list(targets)
-        self.order, self.consumers = _graph(targets)
+        self.order, self.consumers = _graph(targets, order)
         self.stored: dict[int, Buffer] = {}  # kernel outputs
         self.views: dict[int, tuple[Buffer, View]] = {}
         # broadcasts of a row reduction computed inside their consumer's kernel: the id of
@@ -309,9 +310,12 @@ class _Scheduler:
         return ScheduleItem(root, kernel, nodes, inputs, views, constants, shape)
 
 
-def _graph(targets: list[Buffer]) -> tuple[list[Buffer], dict[int, list[Buffer]]]:
-    """The unrealised nodes ``targets`` need, in order, and the consumers of each."""
-    order = _toposort(targets)
+def _graph(targets: list[Buffer], order: list[Buffer] | None = None,
+           ) -> tuple[list[Buffer], dict[int, list[Buffer]]]:
+    """The unrealised nodes ``targets`` need, in order (``order`` if the caller has it), and the
+    consumers of each."""
+    if order is None:
+        order = _toposort(targets)
     consumers: dict[int, list[Buffer]] = {}
     for node in order:
         for src in node.srcs:
@@ -342,14 +346,15 @@ def _movement_nodes(node: Buffer, s: _Scheduler) -> list[Buffer]:
 
 
 def schedule(targets: list[Buffer], recompute: bool = True,
-             rows: bool = False) -> list[ScheduleItem]:
+             rows: bool = False, order: list[Buffer] | None = None) -> list[ScheduleItem]:
     """The items that realise ``targets`` (unrealised buffers of one backend), in order.
 
     ``recompute``: whether a cheap node shared by several kernels is recomputed in each (for a
     backend that fuses) rather than stored once. ``rows``: whether a last-axis reduction read
     back through a broadcast is computed inside its consumer's kernel (for a backend that sets
-    ``row_reductions``).
+    ``row_reductions``). ``order``: the unrealised nodes the targets need, sources first, when
+    the caller has already worked them out.
     """
-    scheduler = _Scheduler(list(targets), recompute, rows)
+    scheduler = _Scheduler(list(targets), recompute, rows, order)
     scheduler.cut()
     return scheduler.items()

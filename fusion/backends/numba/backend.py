@@ -127,7 +127,18 @@ def _nonempty_parts(n: int, want: int) -> int:
 
 class NumbaBackend(Backend):
     """Every primitive as a numba kernel (see :mod:`fusion.backends.numba`); elementwise
-    kernels of the lazy schedule as one compiled loop nest each (:mod:`.fuse`)."""
+    kernels of the lazy schedule as one compiled loop nest each (:mod:`.fuse`).
+
+    Below ``numpy_below`` elements (``FUSION_NUMBA_NUMPY_BELOW``, default 4096) a primitive is
+    one numpy call instead: a numba kernel is no faster there, and the wrapper that lays out
+    its operands costs several times numpy's dispatch. Only exactly rounded primitives do so
+    (arithmetic, sqrt, comparisons, where, casts, maximum, sums and maxima), so the results
+    are the kernels' to the bit (integer wrap-around, ``x // 0 == 0``, NaN in maximum, bool
+    sums as "any", sums accumulated in float64 or int64) and a plain step agrees with the
+    fused kernels of a jitted one. exp, log, sin and pow (whose last bits differ between
+    numpy's and the kernels' implementations) and 0-d arrays (which numpy's ufuncs give back
+    as scalars) always take the kernels.
+    """
 
     capabilities = frozenset({"float64", "int64", "views", "fuse", "assign"})
     #: The methods that take ``out=`` (see ``fusion.core.backend``): fused kernels and matmul.
@@ -146,9 +157,11 @@ class NumbaBackend(Backend):
         self._numba = numba
         self.parallel_min = config.parallel_min()
         self.fuse_min = config.fuse_min()
+        self.numpy_below = config.numpy_below()
         from . import fuse
 
         self._fuse = fuse
+        self._supported: dict = {}
         self.blas_threads = threads.blas_setting()
         self.pool = BufferPool.from_environment()
         threads.apply_policy()
@@ -230,11 +243,18 @@ class NumbaBackend(Backend):
         return x
 
     def full(self, shape, value, dtype: DType):
-        return np.full(shape, value, dtype=dtype.np)
+        out = np.empty(shape, dtype=dtype.np)
+        out.fill(value)  # converts as np.full does, at half its cost on small arrays
+        return out
 
     # --- unary ---------------------------------------------------------------------------
+    # The exactly rounded primitives run as one numpy call below ``numpy_below`` elements (see
+    # the class docstring); 0-d arrays take the kernels, as numpy's ufuncs give them back as
+    # scalars. exp, log, sin and pow always take the kernels.
     def neg(self, x):
         _require_numeric("neg", x)
+        if x.size < self.numpy_below and x.ndim:
+            return np.negative(x)
         return self._map("neg", x.dtype, x)
 
     def exp(self, x):
@@ -247,10 +267,14 @@ class NumbaBackend(Backend):
 
     def sqrt(self, x):
         _require_float("sqrt", x)
+        if x.size < self.numpy_below and x.ndim:
+            return np.sqrt(x)
         return self._map("sqrt", x.dtype, x)
 
     def recip(self, x):
         _require_float("recip", x)
+        if x.size < self.numpy_below and x.ndim:
+            return np.reciprocal(x)
         return self._map("recip", x.dtype, x)
 
     def sin(self, x):
@@ -260,21 +284,32 @@ class NumbaBackend(Backend):
     def cast(self, x, dtype: DType):
         if x.dtype == dtype.np:
             return x
+        if x.size < self.numpy_below and x.ndim:
+            return x.astype(dtype.np)
         return self._map("cast", dtype.np, x)
 
     # --- binary --------------------------------------------------------------------------
     def add(self, x, y):
+        if x.size < self.numpy_below and x.ndim:
+            return np.add(x, y)
         return self._map("add", x.dtype, x, y)
 
     def sub(self, x, y):
         _require_numeric("sub", x)
+        if x.size < self.numpy_below and x.ndim:
+            return np.subtract(x, y)
         return self._map("sub", x.dtype, x, y)
 
     def mul(self, x, y):
+        if x.size < self.numpy_below and x.ndim:
+            return np.multiply(x, y)
         return self._map("mul", x.dtype, x, y)
 
     def div(self, x, y):
         _require_numeric("div", x)
+        if x.size < self.numpy_below and x.ndim:
+            # true division of floats; integers floor, with x // 0 == 0 (numpy's answer too)
+            return np.true_divide(x, y) if x.dtype.kind == "f" else np.floor_divide(x, y)
         return self._map("div", x.dtype, x, y)
 
     def pow(self, x, y):
@@ -283,16 +318,24 @@ class NumbaBackend(Backend):
         return self._map("pow", x.dtype, x, y)
 
     def maximum(self, x, y):
+        if x.size < self.numpy_below and x.ndim:
+            return np.maximum(x, y)
         return self._map("maximum", x.dtype, x, y)
 
     def cmpeq(self, x, y):
+        if x.size < self.numpy_below and x.ndim:
+            return np.equal(x, y)
         return self._map("cmpeq", np.bool_, x, y)
 
     def cmplt(self, x, y):
+        if x.size < self.numpy_below and x.ndim:
+            return np.less(x, y)
         return self._map("cmplt", np.bool_, x, y)
 
     # --- ternary -------------------------------------------------------------------------
     def where(self, cond, x, y):
+        if x.size < self.numpy_below and x.ndim:
+            return np.where(cond, x, y)
         if cond.size and (_is_scalar_broadcast(cond) or cond.size == 1):
             # a broadcast condition picks one side, copied: a result is never an input itself
             return np.array(x if cond.reshape(-1)[0] else y, order="C")
@@ -300,9 +343,16 @@ class NumbaBackend(Backend):
 
     # --- reduce --------------------------------------------------------------------------
     def reduce_sum(self, x, axes):
+        if 0 < x.size < self.numpy_below and x.ndim:
+            # accumulated as the kernels do: float64 for floats, int64 for ints and bools
+            acc = np.float64 if x.dtype.kind == "f" else np.int64
+            total = np.add.reduce(x, axis=tuple(axes), dtype=acc, keepdims=True)
+            return total.astype(x.dtype, copy=False)
         return self._reduce("sum", x, tuple(axes))
 
     def reduce_max(self, x, axes):
+        if 0 < x.size < self.numpy_below and x.ndim:
+            return np.maximum.reduce(x, axis=tuple(axes), keepdims=True)
         return self._reduce("max", x, tuple(axes))
 
     def _reduce(self, op: str, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -405,13 +455,13 @@ class NumbaBackend(Backend):
 
     # --- movement: numpy views, as in the numpy backend ----------------------------------
     def reshape(self, x, shape):
-        return np.reshape(x, shape)
+        return x.reshape(shape)
 
     def expand(self, x, shape):
         return np.broadcast_to(x, shape)
 
     def permute(self, x, order):
-        return np.transpose(x, order)
+        return x.transpose(order)
 
     def pad(self, x, widths, value):
         shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths, strict=True))
@@ -431,13 +481,20 @@ class NumbaBackend(Backend):
         """Kernels of at least ``fuse_min`` elements are compiled whole (see
         :func:`.fuse.supported`); below it the primitives one by one cost less than a
         compilation."""
-        return math.prod(shape) >= self.fuse_min and self._fuse.supported(kernel)
+        return math.prod(shape) >= self.fuse_min and self._compiles(kernel)
+
+    def _compiles(self, kernel) -> bool:
+        """:func:`.fuse.supported`, remembered per kernel (asked at every launch)."""
+        found = self._supported.get(kernel)
+        if found is None:
+            found = self._supported[kernel] = self._fuse.supported(kernel)
+        return found
 
     def fuse(self, kernel, inputs, views, constants, shape, out=None):
         """Run ``kernel`` as one loop nest (see :mod:`.fuse`), into ``out`` if given. A kernel
         it does not compile (see :func:`.fuse.supported`) runs through the reference
         evaluator, which Fusion itself never asks for: it checks :meth:`fusable` first."""
-        if not self._fuse.supported(kernel):
+        if not self._compiles(kernel):
             from fusion.core.kernel import evaluate
 
             result = evaluate(kernel, inputs, views, constants, shape)
@@ -465,6 +522,10 @@ class NumbaBackend(Backend):
         BLAS is faster than any loop numba compiles; see :mod:`.threads` for how its threads
         and numba's share the cores.
         """
+        if out is None and x.dtype == y.dtype and x.dtype.itemsize * x.shape[-2] * y.shape[-1] \
+                >= self.pool.min_bytes:  # a large result in reused memory (see .pool)
+            shape = (*np.broadcast_shapes(x.shape[:-2], y.shape[:-2]), x.shape[-2], y.shape[-1])
+            out = self.pool.empty(math.prod(shape), x.dtype).reshape(shape)
         count = threads.blas_threads_for(x.shape[-2] * x.shape[-1] * y.shape[-1], self.blas_threads)
         if count is None:
             return np.matmul(x, y, out=out)

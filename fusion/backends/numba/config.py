@@ -11,6 +11,9 @@ This module does not import numba; :func:`load_kernels` does, on the backend's f
 ``FUSION_NUMBA_FUSE_MIN``      elements from which an elementwise kernel of the lazy schedule
                                is compiled whole (default 32768); smaller kernels run their
                                primitives one by one
+``FUSION_NUMBA_NUMPY_BELOW``   elements below which a primitive is one numpy call rather than a
+                               numba kernel (default 4096): the same results, and numpy's
+                               dispatch costs less than a kernel's at that size
 ``FUSION_NUMBA_BLAS_THREADS``  BLAS threads in matmul: ``auto`` (default), ``keep`` or a
                                count (see :mod:`.threads`)
 ``FUSION_NUMBA_POOL_MB``       memory kept for reusing large outputs (default 512, 0: off;
@@ -33,6 +36,8 @@ PARALLEL_MIN_ENV = "FUSION_NUMBA_PARALLEL_MIN"
 DEFAULT_PARALLEL_MIN = 1 << 18
 FUSE_MIN_ENV = "FUSION_NUMBA_FUSE_MIN"
 DEFAULT_FUSE_MIN = 1 << 15
+NUMPY_BELOW_ENV = "FUSION_NUMBA_NUMPY_BELOW"
+DEFAULT_NUMPY_BELOW = 1 << 12
 
 
 def cache_dir(environ: dict | os._Environ = os.environ) -> str | None:
@@ -69,6 +74,16 @@ def fuse_min(environ: dict | os._Environ = os.environ) -> int:
         return int(value) if value else DEFAULT_FUSE_MIN
     except ValueError:
         raise ValueError(f"{FUSE_MIN_ENV} must be an integer, got {value!r}") from None
+
+
+def numpy_below(environ: dict | os._Environ = os.environ) -> int:
+    """The number of elements below which a primitive runs as one numpy call (see
+    :class:`~.backend.NumbaBackend`); 0 runs every primitive as a numba kernel."""
+    value = environ.get(NUMPY_BELOW_ENV, "")
+    try:
+        return int(value) if value else DEFAULT_NUMPY_BELOW
+    except ValueError:
+        raise ValueError(f"{NUMPY_BELOW_ENV} must be an integer, got {value!r}") from None
 
 
 def load_kernels() -> ModuleType:

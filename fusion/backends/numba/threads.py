@@ -45,6 +45,7 @@ _BLAS_SINGLE_BELOW = 1 << 18
 
 _blas = None  # the threadpoolctl controllers of the BLAS libraries, once looked up
 _blas_looked_up = False
+_started = False  # numba's thread pool, once seen started
 # Several Python threads may multiply at once: the first to enter a limited region saves
 # BLAS's thread counts, the last to leave restores them.
 _lock = threading.Lock()
@@ -103,9 +104,12 @@ def blas_threads_for(macs: int, setting: str | int = "auto") -> int | None:
 
 def numba_threads_started() -> bool:
     """Whether numba's thread pool exists (a parallel kernel ran in this process)."""
-    from numba.np.ufunc import parallel
+    global _started
+    if not _started:
+        from numba.np.ufunc import parallel
 
-    return getattr(parallel, "_is_initialized", True)
+        _started = getattr(parallel, "_is_initialized", True)  # once started, it stays
+    return _started
 
 
 @contextlib.contextmanager
