@@ -283,6 +283,10 @@ def _names(counts: Counter) -> str:
 
 # --- against torch, one process per contender -------------------------------------------------
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: The environment this script started with: each contender's process gets it as it was, not
+#: as a backend left it (the numba backend sets OMP_WAIT_POLICY=PASSIVE for its threads, which
+#: would make torch's OpenMP threads sleep between its ops too).
+ENVIRONMENT = dict(os.environ)
 #: What --torch-python compares with torch eager: the Fusion steps it names.
 VERSUS = ("numba jit", "numpy jit", "numba", "numpy")
 
@@ -298,7 +302,8 @@ def worker(contender: str, shape: str, steps: int) -> None:
 
 
 def _measure(command: list[str]) -> float:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          env=ENVIRONMENT)
     if done.returncode:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])["median_ms"]
