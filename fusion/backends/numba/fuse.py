@@ -182,6 +182,27 @@ def inner_kinds(kernel: Kernel, views) -> tuple[str, ...]:
     return tuple(kinds)
 
 
+def _prologue(kernel: Kernel, leading: list[str], ndim: int) -> tuple[list[str], list[int]]:
+    """The first lines of a generated loop nest: the signature (``leading`` arguments, then
+    each input's array, strides and offset, a masked input's mask and fill, the constants)
+    and the loop sizes and strides as scalars (loads LLVM can hoist out of the loops); with
+    the inputs read through their strides."""
+    args = list(leading)
+    for i, kind in enumerate(kernel.views):
+        args += [f"in{i}", f"st{i}", f"off{i}"]
+        if kind == "masked":
+            args += [f"mk{i}", f"fill{i}"]
+    consts = sorted({ins.arg for ins in kernel.instructions if ins.op is Leaf.CONST})
+    args += [f"c{k}" for k in consts]
+    lines = [f"def fused({', '.join(args)}):"]
+    strided = [i for i, kind in enumerate(kernel.views) if kind != "contiguous"]
+    for axis in range(ndim):
+        lines.append(f"    n{axis} = shape[{axis}]")
+        for i in strided:
+            lines.append(f"    s{i}_{axis} = st{i}[{axis}]")
+    return lines, strided
+
+
 def source(kernel: Kernel, parallel: bool, inner: tuple[str, ...] | None = None) -> str:
     """The Python source of ``kernel``'s loop nest (a function named ``fused``), its inputs
     read along the innermost loop as ``inner`` says (see :func:`inner_kinds`; by default
@@ -198,19 +219,8 @@ def source(kernel: Kernel, parallel: bool, inner: tuple[str, ...] | None = None)
     nred = (1 if flat else len(kernel.reduce_axes)) if reducing else 0
     kept = ndim - nred
     partials = reducing and kept == 0  # every axis reduced: per-span partial results
-    args = ["out", "shape"] + (["parts"] if partials else [])
-    for i, kind in enumerate(kernel.views):
-        args += [f"in{i}", f"st{i}", f"off{i}"]
-        if kind == "masked":
-            args += [f"mk{i}", f"fill{i}"]
-    consts = sorted({ins.arg for ins in kernel.instructions if ins.op is Leaf.CONST})
-    args += [f"c{k}" for k in consts]
-    lines = [f"def fused({', '.join(args)}):"]
-    strided = [i for i, kind in enumerate(kernel.views) if kind != "contiguous"]
-    for axis in range(ndim):
-        lines.append(f"    n{axis} = shape[{axis}]")
-        for i in strided:  # strides as scalars: loads LLVM can hoist out of the loops
-            lines.append(f"    s{i}_{axis} = st{i}[{axis}]")
+    lines, strided = _prologue(kernel, ["out", "shape"] + (["parts"] if partials else []),
+                               ndim)
     if partials:
         lines.append("    span = (n0 + parts - 1) // parts")
     indent = "    "
@@ -290,19 +300,7 @@ def _row_source(kernel: Kernel, parallel: bool, inner: tuple[str, ...]) -> str:
     ins_all = kernel.instructions
     ndim = len(loop_shape(kernel, (1,) * kernel.ndim))
     kept = ndim - (1 if _flat(kernel) else len(kernel.row_axes))
-    args = ["out", "shape"]
-    for i, kind in enumerate(kernel.views):
-        args += [f"in{i}", f"st{i}", f"off{i}"]
-        if kind == "masked":
-            args += [f"mk{i}", f"fill{i}"]
-    consts = sorted({ins.arg for ins in ins_all if ins.op is Leaf.CONST})
-    args += [f"c{k}" for k in consts]
-    lines = [f"def fused({', '.join(args)}):"]
-    strided = [i for i, kind in enumerate(kernel.views) if kind != "contiguous"]
-    for axis in range(ndim):
-        lines.append(f"    n{axis} = shape[{axis}]")
-        for i in strided:
-            lines.append(f"    s{i}_{axis} = st{i}[{axis}]")
+    lines, strided = _prologue(kernel, ["out", "shape"], ndim)
 
     def advance(indent: str, axis: int, partial: dict[int, str], reads: set[int]) -> None:
         """The flat index and the strided inputs' indices at loop level ``axis``."""
@@ -388,19 +386,7 @@ def _column_source(kernel: Kernel, parallel: bool, inner: tuple[str, ...]) -> st
     ins_all = kernel.instructions
     ndim = len(loop_shape(kernel, (1,) * kernel.ndim))
     nred = 1 if _flat(kernel) else len(kernel.reduce_axes)
-    args = ["out", "shape", "parts"]
-    for i, kind in enumerate(kernel.views):
-        args += [f"in{i}", f"st{i}", f"off{i}"]
-        if kind == "masked":
-            args += [f"mk{i}", f"fill{i}"]
-    consts = sorted({ins.arg for ins in ins_all if ins.op is Leaf.CONST})
-    args += [f"c{k}" for k in consts]
-    lines = [f"def fused({', '.join(args)}):"]
-    strided = [i for i, kind in enumerate(kernel.views) if kind != "contiguous"]
-    for axis in range(ndim):
-        lines.append(f"    n{axis} = shape[{axis}]")
-        for i in strided:
-            lines.append(f"    s{i}_{axis} = st{i}[{axis}]")
+    lines, strided = _prologue(kernel, ["out", "shape", "parts"], ndim)
     lines.append(f"    nk = {' * '.join(f'n{a}' for a in range(nred, ndim))}")
     lines.append("    span = (n0 + parts - 1) // parts")
     lines.append(f"    for part in {'prange' if parallel else 'range'}(parts):")
