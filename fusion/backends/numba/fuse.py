@@ -203,6 +203,52 @@ def _prologue(kernel: Kernel, leading: list[str], ndim: int) -> tuple[list[str],
     return lines, strided
 
 
+def _broadcast_loads(lines: list[str], indent: str, strided: list[int], inner, partial: dict,
+                     reads) -> None:
+    """Before the innermost loop: one load for each input it reads as a single value."""
+    for i in strided:
+        if i in reads and inner[i] == "0":
+            lines.append(f"{indent}x{i} = in{i}[np.uintp({partial[i]})]")
+
+
+def _advance(lines: list[str], indent: str, axis: int, ndim: int, strided: list[int], inner,
+             partial: dict, reads) -> None:
+    """At loop level ``axis``: the flat loop index ``o{axis}`` and the index of each strided
+    input in ``reads`` (``partial`` maps an input to its index so far)."""
+    lines.append(f"{indent}o{axis} = {'' if axis == 0 else f'o{axis - 1} * n{axis} + '}"
+                 f"i{axis}")
+    for i in strided:
+        if i not in reads or (axis == ndim - 1 and inner[i] == "0"):
+            continue
+        step = f"i{axis}" if axis == ndim - 1 and inner[i] == "1" else \
+            f"i{axis} * s{i}_{axis}"
+        lines.append(f"{indent}p{i}_{axis} = {partial[i]} + {step}")
+        partial[i] = f"p{i}_{axis}"
+
+
+def _loads(lines: list[str], indent: str, kernel: Kernel, inner, partial: dict, ndim: int,
+           flat: str, reads) -> None:
+    """In the innermost loop: the value ``x{i}`` of each input in ``reads`` (those loaded
+    before the loop excepted), a contiguous one at the flat index ``flat``."""
+    for i in sorted(reads):
+        kind = kernel.views[i]
+        if inner[i] == "0":
+            continue  # loaded before the innermost loop
+        if inner[i] == "o":  # the output's own element, updated in place (see launcher)
+            lines.append(f"{indent}x{i} = out[np.uintp({flat})]")
+            continue
+        index = f"off{i} + {flat}" if kind == "contiguous" else partial[i]
+        # an unsigned index: numba checks a signed one for negative wrap-around on every read,
+        # which keeps LLVM from vectorising the loop
+        index = f"np.uintp({index})"
+        if kind == "masked":
+            inside = " and ".join(f"mk{i}[{a}, 0] <= i{a} < mk{i}[{a}, 1]"
+                                  for a in range(ndim)) or "True"
+            lines.append(f"{indent}x{i} = in{i}[{index}] if {inside} else fill{i}")
+        else:
+            lines.append(f"{indent}x{i} = in{i}[{index}]")
+
+
 def source(kernel: Kernel, parallel: bool, inner: tuple[str, ...] | None = None) -> str:
     """The Python source of ``kernel``'s loop nest (a function named ``fused``), its inputs
     read along the innermost loop as ``inner`` says (see :func:`inner_kinds`; by default
@@ -225,6 +271,7 @@ def source(kernel: Kernel, parallel: bool, inner: tuple[str, ...] | None = None)
         lines.append("    span = (n0 + parts - 1) // parts")
     indent = "    "
     partial = {i: f"off{i}" for i in strided}
+    everything = range(len(kernel.views))  # every input is read in the one loop nest
     acc_init = _accumulator(kernel)[1] if reducing else ""
     for axis in range(ndim):
         if partials and axis == 0:
@@ -238,39 +285,13 @@ def source(kernel: Kernel, parallel: bool, inner: tuple[str, ...] | None = None)
                 lines.append(f"{indent}acc = {acc_init}")
             loop = "prange" if parallel and axis == 0 else "range"
             if axis == ndim - 1:  # broadcast inputs: one load for the whole innermost loop
-                for i in strided:
-                    if inner[i] == "0":
-                        lines.append(f"{indent}x{i} = in{i}[np.uintp({partial[i]})]")
+                _broadcast_loads(lines, indent, strided, inner, partial, everything)
             lines.append(f"{indent}for i{axis} in {loop}(n{axis}):")
         indent += "    "
         # the flat loop index and each strided input's index, one loop level at a time
-        lines.append(f"{indent}o{axis} = {'' if axis == 0 else f'o{axis - 1} * n{axis} + '}"
-                     f"i{axis}")
-        for i in strided:
-            if axis == ndim - 1 and inner[i] == "0":
-                continue
-            step = f"i{axis}" if axis == ndim - 1 and inner[i] == "1" else \
-                f"i{axis} * s{i}_{axis}"
-            lines.append(f"{indent}p{i}_{axis} = {partial[i]} + {step}")
-            partial[i] = f"p{i}_{axis}"
-    outer = f"o{ndim - 1}"
-    lines.append(f"{indent}o = {outer}")
-    for i, kind in enumerate(kernel.views):
-        if inner[i] == "0":
-            continue  # loaded before the innermost loop
-        if inner[i] == "o":  # the output's own element, updated in place (see launcher)
-            lines.append(f"{indent}x{i} = out[np.uintp(o)]")
-            continue
-        index = f"off{i} + o" if kind == "contiguous" else partial[i]
-        # an unsigned index: numba checks a signed one for negative wrap-around on every read,
-        # which keeps LLVM from vectorising the loop
-        index = f"np.uintp({index})"
-        if kind == "masked":
-            inside = " and ".join(f"mk{i}[{a}, 0] <= i{a} < mk{i}[{a}, 1]"
-                                  for a in range(ndim)) or "True"
-            lines.append(f"{indent}x{i} = in{i}[{index}] if {inside} else fill{i}")
-        else:
-            lines.append(f"{indent}x{i} = in{i}[{index}]")
+        _advance(lines, indent, axis, ndim, strided, inner, partial, everything)
+    lines.append(f"{indent}o = o{ndim - 1}")
+    _loads(lines, indent, kernel, inner, partial, ndim, "o", everything)
     body = kernel.instructions[:-1] if reducing else kernel.instructions
     for k, ins in enumerate(body):
         lines.append(f"{indent}t{k} = {_value(ins)}")
@@ -302,25 +323,13 @@ def _row_source(kernel: Kernel, parallel: bool, inner: tuple[str, ...]) -> str:
     kept = ndim - (1 if _flat(kernel) else len(kernel.row_axes))
     lines, strided = _prologue(kernel, ["out", "shape"], ndim)
 
-    def advance(indent: str, axis: int, partial: dict[int, str], reads: set[int]) -> None:
-        """The flat index and the strided inputs' indices at loop level ``axis``."""
-        lines.append(f"{indent}o{axis} = {'' if axis == 0 else f'o{axis - 1} * n{axis} + '}"
-                     f"i{axis}")
-        for i in strided:
-            if i not in reads or (axis == ndim - 1 and inner[i] == "0"):
-                continue
-            step = f"i{axis}" if axis == ndim - 1 and inner[i] == "1" else \
-                f"i{axis} * s{i}_{axis}"
-            lines.append(f"{indent}p{i}_{axis} = {partial[i]} + {step}")
-            partial[i] = f"p{i}_{axis}"
-
     indent = "    "
     partial = {i: f"off{i}" for i in strided}
     for axis in range(kept):
         loop = "prange" if parallel and axis == 0 else "range"
         lines.append(f"{indent}for i{axis} in {loop}(n{axis}):")
         indent += "    "
-        advance(indent, axis, partial, set(strided))
+        _advance(lines, indent, axis, ndim, strided, inner, partial, strided)
     row = indent
     last = len(ins_all) - 1
     stages = [k for k, ins in enumerate(ins_all) if isinstance(ins.op, ReduceOp)]
@@ -340,23 +349,11 @@ def _row_source(kernel: Kernel, parallel: bool, inner: tuple[str, ...]) -> str:
         mine = dict(partial)
         for axis in range(kept, ndim):
             if axis == ndim - 1:  # broadcast inputs: one load for the whole innermost loop
-                for i in sorted(reads):
-                    if i in strided and inner[i] == "0":
-                        lines.append(f"{indent}x{i} = in{i}[np.uintp({mine[i]})]")
+                _broadcast_loads(lines, indent, strided, inner, mine, reads)
             lines.append(f"{indent}for i{axis} in range(n{axis}):")
             indent += "    "
-            advance(indent, axis, mine, reads)
-        for i in sorted(reads):
-            if inner[i] == "0":
-                continue
-            index = f"off{i} + o{ndim - 1}" if kernel.views[i] == "contiguous" else mine[i]
-            index = f"np.uintp({index})"
-            if kernel.views[i] == "masked":
-                inside = " and ".join(f"mk{i}[{a}, 0] <= i{a} < mk{i}[{a}, 1]"
-                                      for a in range(ndim))
-                lines.append(f"{indent}x{i} = in{i}[{index}] if {inside} else fill{i}")
-            else:
-                lines.append(f"{indent}x{i} = in{i}[{index}]")
+            _advance(lines, indent, axis, ndim, strided, inner, mine, reads)
+        _loads(lines, indent, kernel, inner, mine, ndim, f"o{ndim - 1}", reads)
         if not reducing and stash is not None:  # computed by the last reduction's pass
             lines.append(f"{indent}t{stash} = out[np.uintp(o{ndim - 1})]")
         for k in body:
@@ -400,34 +397,15 @@ def _column_source(kernel: Kernel, parallel: bool, inner: tuple[str, ...]) -> st
             lines.append(f"{indent}for i0 in range(part * span, min(n0, (part + 1) * span)):")
         else:
             if axis == ndim - 1:  # broadcast inputs: one load for the whole innermost loop
-                for i in strided:
-                    if inner[i] == "0":
-                        lines.append(f"{indent}x{i} = in{i}[np.uintp({partial[i]})]")
+                _broadcast_loads(lines, indent, strided, inner, partial, strided)
             lines.append(f"{indent}for i{axis} in range(n{axis}):")
         indent += "    "
-        lines.append(f"{indent}o{axis} = {'' if axis == 0 else f'o{axis - 1} * n{axis} + '}"
-                     f"i{axis}")
+        _advance(lines, indent, axis, ndim, strided, inner, partial, strided)
         if axis >= nred:  # the index among the kept elements
             lines.append(f"{indent}k{axis} = "
                          f"{'' if axis == nred else f'k{axis - 1} * n{axis} + '}i{axis}")
-        for i in strided:
-            if axis == ndim - 1 and inner[i] == "0":
-                continue
-            step = f"i{axis}" if axis == ndim - 1 and inner[i] == "1" else \
-                f"i{axis} * s{i}_{axis}"
-            lines.append(f"{indent}p{i}_{axis} = {partial[i]} + {step}")
-            partial[i] = f"p{i}_{axis}"
-    for i, kind in enumerate(kernel.views):
-        if inner[i] == "0":
-            continue
-        index = f"off{i} + o{ndim - 1}" if kind == "contiguous" else partial[i]
-        index = f"np.uintp({index})"
-        if kind == "masked":
-            inside = " and ".join(f"mk{i}[{a}, 0] <= i{a} < mk{i}[{a}, 1]"
-                                  for a in range(ndim))
-            lines.append(f"{indent}x{i} = in{i}[{index}] if {inside} else fill{i}")
-        else:
-            lines.append(f"{indent}x{i} = in{i}[{index}]")
+    _loads(lines, indent, kernel, inner, partial, ndim, f"o{ndim - 1}",
+           range(len(kernel.views)))
     for k, ins in enumerate(ins_all[:-1]):
         lines.append(f"{indent}t{k} = {_value(ins)}")
     at = f"np.uintp(row + k{ndim - 1})"
