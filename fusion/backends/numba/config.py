@@ -59,31 +59,28 @@ def cache_dir(environ: dict | os._Environ = os.environ) -> str | None:
 
 def parallel_min(environ: dict | os._Environ = os.environ) -> int:
     """The number of elements from which kernels run in parallel."""
-    value = environ.get(PARALLEL_MIN_ENV, "")
-    try:
-        return int(value) if value else DEFAULT_PARALLEL_MIN
-    except ValueError:
-        raise ValueError(f"{PARALLEL_MIN_ENV} must be an integer, got {value!r}") from None
+    return _integer(environ, PARALLEL_MIN_ENV, DEFAULT_PARALLEL_MIN)
 
 
 def fuse_min(environ: dict | os._Environ = os.environ) -> int:
     """The number of elements from which an elementwise kernel is compiled whole (below it,
     its primitives run one by one: a compilation would cost more than it saves)."""
-    value = environ.get(FUSE_MIN_ENV, "")
-    try:
-        return int(value) if value else DEFAULT_FUSE_MIN
-    except ValueError:
-        raise ValueError(f"{FUSE_MIN_ENV} must be an integer, got {value!r}") from None
+    return _integer(environ, FUSE_MIN_ENV, DEFAULT_FUSE_MIN)
 
 
 def numpy_below(environ: dict | os._Environ = os.environ) -> int:
     """The number of elements below which a primitive runs as one numpy call (see
     :class:`~.backend.NumbaBackend`); 0 runs every primitive as a numba kernel."""
-    value = environ.get(NUMPY_BELOW_ENV, "")
+    return _integer(environ, NUMPY_BELOW_ENV, DEFAULT_NUMPY_BELOW)
+
+
+def _integer(environ, name: str, default: int) -> int:
+    """The integer setting ``name`` of ``environ``, ``default`` when unset or empty."""
+    value = environ.get(name, "")
     try:
-        return int(value) if value else DEFAULT_NUMPY_BELOW
+        return int(value) if value else default
     except ValueError:
-        raise ValueError(f"{NUMPY_BELOW_ENV} must be an integer, got {value!r}") from None
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
 
 
 def load_kernels() -> ModuleType:
