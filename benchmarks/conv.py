@@ -17,11 +17,10 @@ backend: tracemalloc sees numpy's buffers), in units of the unfolded input
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import tracemalloc
 
 import numpy as np
+from backends import median_times
 
 import fusion
 
@@ -31,18 +30,6 @@ SHAPES = [  # (input N, C, H, W), (filters, kernel), stride, padding
     ((32, 16, 28, 28), (32, 5), 1, 0),
     ((64, 32, 32, 32), (64, 3), 2, 1),
 ]
-
-
-def medians(contenders: dict, reps: int) -> dict:
-    for fn in contenders.values():
-        fn()
-    times = {name: [] for name in contenders}
-    for _ in range(reps):
-        for name, fn in contenders.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def numpy_conv(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarray:
@@ -100,7 +87,7 @@ def measure(x_np: np.ndarray, w_np: np.ndarray, stride: int, padding: int, backe
             torch.nn.functional.conv2d(xt, wt, stride=stride, padding=padding).sum().backward()
 
         contenders["torch_fb"] = torch_forward_backward
-    got = medians(contenders, reps)
+    got = median_times(contenders, reps)
     np.testing.assert_allclose(forward(), numpy_conv(x_np, w_np, stride, padding),
                                rtol=1e-3, atol=1e-3)
     k = w_np.shape[-1]

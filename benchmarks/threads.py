@@ -30,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -71,8 +70,8 @@ def child(workload: str, scale: float) -> dict:
     import fusion
 
     sys.path.append(str(HERE))  # training.py's neighbours, now that fusion is the package
+    training = _training_module()
     if workload.startswith("mnist"):
-        training = _training_module()
         batch = 1024 if "b1024" in workload else 128
         sizes = (784, 256, 128, 10)
         weights = training.initial_weights(sizes)
@@ -92,16 +91,10 @@ def child(workload: str, scale: float) -> dict:
             return ((data * 2 + 1).exp() * data).sum().item()
 
         warmup, reps = 2, 15
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
+    ms = training.time_steps(call, reps, warmup - 1)["median_ms"]  # warmup calls in all
     from numba.np.ufunc import parallel
 
-    return dict(ms=statistics.median(times) * 1e3,
+    return dict(ms=ms,
                 numba_threads_started=bool(getattr(parallel, "_is_initialized", False)))
 
 
