@@ -114,7 +114,24 @@ class _ConvNd(Module):
         return config
 
 
-class Conv1d(_ConvNd):
+class _Conv(_ConvNd):
+    """A convolution (not transposed) through ``_function``, one of the functional convs."""
+
+    _function = staticmethod(F.conv2d)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 dtype=None, backend: str | Backend | None = None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, dtype=dtype, backend=backend)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check(x)
+        return self._function(x, self.weight, self.bias, self.stride, self.padding,
+                              self.dilation, self.groups)
+
+
+class Conv1d(_Conv):
     """1-d convolution over (N, C, L): weight (out_channels, in_channels / groups, k).
 
     >>> Conv1d(2, 4, 3, padding=1)(fusion.zeros(8, 2, 10)).shape
@@ -122,36 +139,15 @@ class Conv1d(_ConvNd):
     """
 
     _dims = 1
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 dtype=None, backend: str | Backend | None = None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, dtype=dtype, backend=backend)
-
-    def forward(self, x: Tensor) -> Tensor:
-        self._check(x)
-        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+    _function = staticmethod(F.conv1d)
 
 
-class Conv2d(_ConvNd):
+class Conv2d(_Conv):
     """2-d convolution over (N, C, H, W): weight (out_channels, in_channels / groups, kh, kw).
 
     >>> Conv2d(1, 8, 3, padding=1)(fusion.zeros(4, 1, 8, 8)).shape
     (4, 8, 8, 8)
     """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 dtype=None, backend: str | Backend | None = None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, dtype=dtype, backend=backend)
-
-    def forward(self, x: Tensor) -> Tensor:
-        self._check(x)
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
 
 
 class ConvTranspose2d(_ConvNd):
