@@ -684,7 +684,7 @@ class _Replay:
         arrays = self._allocate(trace, steps)
         self.arrays = arrays
         self.inputs = [arrays[s] for s in trace.inputs]
-        self.host = self._host_fills(trace, steps, arrays)
+        self.host = self._host_fills(trace, arrays)
         self.ops = []
         self.calls: Counter[str] = Counter()
         for step in steps:
@@ -734,21 +734,23 @@ class _Replay:
                     captured, np.ndarray) else np.empty((), np.asarray(captured).dtype)
         return arrays
 
-    def _host_fills(self, trace: _Trace, steps, arrays) -> list:
+    def _host_fills(self, trace: _Trace, arrays) -> list:
         """For each host action: its compute, args and, per value, where it goes (arrays to
-        fill, lists of fused-kernel constants to update)."""
+        fill here; the constants of fused kernels are placed as they are bound)."""
         fills = [(compute, args, {}) for compute, args, _, _, _ in trace.host]
         for slot, (index, position) in trace.host_targets.items():
             fills[index][2].setdefault(position, []).append(("fill", arrays[slot]))
-        for step in steps:
-            if step.name != "fuse":
-                continue
-            constants = step.args[3]
-            for i, c in enumerate(constants):
-                if type(c) is capture.HostScalar:
-                    index, position = _host_position(trace, c)
-                    fills[index][2].setdefault(position, []).append(("const", constants, i))
         return fills
+
+    def _place_constants(self, trace: _Trace, constants: list, at: dict | None) -> None:
+        """Where each host value among a fused kernel's ``constants`` goes on a replay: into
+        the prepared arguments of its launch (``at``, see ``fuse_launcher``), else into the
+        list itself, which the backend's ``fuse`` reads."""
+        for i, c in enumerate(constants):
+            if type(c) is capture.HostScalar:
+                index, position = _host_position(trace, c)
+                place = ("arg", *at[i]) if at is not None else ("const", constants, i)
+                self.host[index][2].setdefault(position, []).append(place)
 
     def _bind(self, step: _Step, arrays: list, trace: _Trace):
         """A function of no arguments that runs ``step`` on the replay's arrays, or None for
@@ -774,21 +776,12 @@ class _Replay:
             args[3] = step.args[3]  # the constants list, whose host values are updated
             launcher = getattr(backend, "fuse_launcher", None)
             run = launcher(*args, out=out) if launcher is not None else None
+            self._place_constants(trace, args[3], run.constants_at if run is not None else None)
             if run is not None:
-                self._fill_arguments(args[3], run.constants_at)
                 return run
         if name in getattr(backend, "writes_into", ()):
             return functools.partial(method, *args, **step.kwargs, out=out)
         return functools.partial(_into, out, method, args, step.kwargs)
-
-    def _fill_arguments(self, constants: list, at: dict) -> None:
-        """Host values meant for ``constants`` (a fused kernel's) go straight into the
-        prepared arguments of its launch instead (see ``fuse_launcher``)."""
-        for _, _, targets in self.host:
-            for places in targets.values():
-                for k, place in enumerate(places):
-                    if place[0] == "const" and place[1] is constants:
-                        places[k] = ("arg", *at[place[2]])
 
     # --- running -----------------------------------------------------------------------------
     def valid(self) -> bool:
