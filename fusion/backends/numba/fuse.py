@@ -543,61 +543,25 @@ def run(kernel: Kernel, inputs, views, constants, shape: tuple[int, ...],
     (``shape``, reduced axes kept with size 1). ``threads``: the spans of a kernel reducing
     every axis, in the parallel variant. ``empty(n, dtype)`` allocates the 1-D output (the
     backend passes its pool of large blocks: a fresh 40 MB array costs page faults)."""
-    axes = kernel.reduce_axes
-    out_shape = tuple(1 if a in axes else n for a, n in enumerate(shape))
     if math.prod(shape) == 0:  # nothing to loop over: the reference gives the empty answers
         from fusion.core.kernel import evaluate
 
         return evaluate(kernel, inputs, views, constants, shape)
-    loops = loop_shape(kernel, shape)
-    ndim = len(shape)
-    partials = bool(axes) and len(axes) == ndim
-    column = _column_kernel(kernel)
-    args: list = []
-    if column:  # a row of partial results per part, merged below
-        parts = max(1, min(threads if parallel else 1, loops[0]))
-        acc_type = _accumulator(kernel)[0]
-        kept = math.prod(out_shape)
-        out = np.empty(parts * kept, getattr(np, acc_type))
-        args += [out, np.asarray(loops, np.int64), parts]
-    elif partials:
-        parts = max(1, min(threads if parallel else 1, loops[0]))
-        acc_type = _accumulator(kernel)[0]
-        out = np.empty(parts, getattr(np, acc_type))
-        args += [out, np.asarray(loops, np.int64), parts]
-    else:
-        out = empty(math.prod(out_shape), kernel.output.dtype.np)
-        args += [out, np.asarray(loops, np.int64)]
-    for data, view in zip(inputs, views, strict=True):
-        flat = np.ascontiguousarray(data).reshape(-1)
-        flat.setflags(write=False)  # one compilation for read-only and writable inputs alike
-        args += [flat, np.asarray(view.strides, np.int64).reshape(ndim), view.offset]
-        if view.mask is not None:
-            args += [np.asarray(view.mask, np.int64).reshape(ndim, 2),
-                     flat.dtype.type(view.fill)]
-    dtypes = {ins.arg: ins.dtype.np for ins in kernel.instructions if ins.op is Leaf.CONST}
-    args += [dtypes[k].type(constants[k]) for k in sorted(dtypes)]
-    compile_kernel(kernel, parallel, inner_kinds(kernel, views))(*args)
-    if column:
-        rows = out.reshape(parts, kept)
-        merged = rows.sum(0) if kernel.output.op is ReduceOp.SUM else \
-            np.maximum.reduce(rows, axis=0)
-        dtype = kernel.output.dtype
-        value = (merged != 0) if dtype.name == "bool" else merged.astype(dtype.np)
-        return value.reshape(out_shape)
-    if partials:
-        merged = out.sum() if kernel.output.op is ReduceOp.SUM else np.maximum.reduce(out)
-        dtype = kernel.output.dtype
-        value = (merged != 0) if dtype.name == "bool" else dtype.np.type(merged)
-        return np.full(out_shape, value, dtype.np)
-    return out.reshape(out_shape)
+    out_shape = tuple(1 if a in kernel.reduce_axes else n for a, n in enumerate(shape))
+    out = empty(math.prod(out_shape), kernel.output.dtype.np).reshape(out_shape)
+    launch = launcher(kernel, [np.ascontiguousarray(data) for data in inputs], views,
+                      constants, shape, parallel, threads, out)
+    if launch is None:
+        raise ValueError(f"the numba backend does not compile this kernel:\n{kernel}")
+    launch()
+    return out
 
 
 def launcher(kernel: Kernel, inputs, views, constants: list, shape: tuple[int, ...],
              parallel: bool, threads: int, out: np.ndarray):
-    """A function of no arguments that runs ``kernel`` as :func:`run` would, writing into
-    ``out`` (an array of the output's shape and dtype) with every argument of the compiled
-    loop prepared once: what :func:`fusion.jit` replays. Its attribute ``constants_at`` maps
+    """A function of no arguments that runs ``kernel``, writing into ``out`` (an array of the
+    output's shape and dtype), with every argument of the compiled loop prepared once: what
+    :func:`run` calls once and :func:`fusion.jit` replays. Its attribute ``constants_at`` maps
     each constant of ``constants`` to ``(list, index, type)``: a new value (a learning rate
     that changed) is given by ``list[index] = type(value)``. None where the launch cannot be
     prepared so (nothing to loop over, an input or ``out`` not C-contiguous, an
