@@ -100,7 +100,8 @@ class NumpyMLP:
 
 
 # --- Fusion ------------------------------------------------------------------------------------
-def fusion_step_fn(weights, x, y, backend: str, jit: bool = False) -> Callable[[], float]:
+def fusion_setup(weights, x, y, backend: str):
+    """The MLP with ``weights``, the data as tensors, the loss and Adam, on ``backend``."""
     with fusion.use_backend(backend):
         layers: list[nn.Module] = []
         for i, (w, b) in enumerate(weights):
@@ -112,8 +113,12 @@ def fusion_step_fn(weights, x, y, backend: str, jit: bool = False) -> Callable[[
         model = nn.Sequential(*layers)
         xs = fusion.Tensor(x, backend=backend)
         ys = fusion.Tensor(y, backend=backend)
-    loss_fn = nn.CrossEntropyLoss()
     opt = optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
+    return model, xs, ys, nn.CrossEntropyLoss(), opt
+
+
+def fusion_step_fn(weights, x, y, backend: str, jit: bool = False) -> Callable[[], float]:
+    model, xs, ys, loss_fn, opt = fusion_setup(weights, x, y, backend)
 
     def step(inputs, targets):
         opt.zero_grad()
@@ -232,12 +237,7 @@ def replay_calls(shape: str, backend: str) -> dict[str, Counter]:
     as the difference between jitted functions doing more and more of the step)."""
     sizes, batch = SHAPES[shape]
     x, y = random_data(sizes, batch)
-    with fusion.use_backend(backend):
-        model = nn.Sequential(*[layer for i in range(len(sizes) - 1) for layer in
-                                [nn.Linear(sizes[i], sizes[i + 1]), nn.ReLU()]][:-1])
-        xs, ys = fusion.Tensor(x), fusion.Tensor(y)
-    loss_fn = nn.CrossEntropyLoss()
-    opt = optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
+    model, xs, ys, loss_fn, opt = fusion_setup(initial_weights(sizes), x, y, backend)
 
     def forward(inputs, targets):
         return loss_fn(model(inputs), targets)
